@@ -1,0 +1,1 @@
+"""Ray-based multi-host launch, many-chip emulation and checkpointed training (see its issue)."""
