@@ -1,0 +1,444 @@
+"""Block Gibbs specifications, sampling programs and the sampling loop.
+
+The loop keeps the *global* state (one array pytree per node shape/dtype) as its carry and
+writes each updated block into its contiguous slice, so a sweep does no concatenation. Sweep t
+of a chain with key `key` uses the key `fold_in(key, t)`; built-in samplers draw each node's
+randomness from that key and the node's program index (`distthrml.node_rng`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Mapping, Type, TypeAlias
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax import numpy as jnp
+from jaxtyping import Array, Int, Key, PyTree, Shaped
+
+from .block_management import Block, BlockSpec, _State, block_state_to_global, verify_block_state
+from .conditional_samplers import AbstractConditionalSampler, _SamplerState
+from .errors import BlockError, ProgramError, StateError
+from .interaction import InteractionGroup
+from .lowering import check_simultaneous_updates, lower_interaction_groups
+from .observers import AbstractObserver, ObserveCarry, StateObserver
+from .pgm import DEFAULT_NODE_SHAPE_DTYPES, AbstractNode
+from . import node_rng
+
+SuperBlock: TypeAlias = tuple[Block, ...] | Block
+_SD: TypeAlias = Mapping[Type[AbstractNode], PyTree[jax.ShapeDtypeStruct]]
+
+
+class BlockGibbsSpec(BlockSpec):
+    """A `BlockSpec` of free blocks (grouped into superblocks) followed by clamped blocks.
+
+    Blocks in one superblock are sampled at the same algorithmic time: all read the state as it
+    was before any of them is updated.
+
+    **Attributes:**
+
+    - `free_blocks`: the free blocks, in order.
+    - `sampling_order`: per superblock, the indices of its free blocks.
+    - `clamped_blocks`: the blocks held fixed.
+    - `superblocks`: the superblocks as tuples of blocks.
+    """
+
+    def __init__(
+        self,
+        free_super_blocks: Sequence[SuperBlock],
+        clamped_blocks: list[Block],
+        node_shape_dtypes: _SD = DEFAULT_NODE_SHAPE_DTYPES,
+    ):
+        """**Arguments:**
+
+        - `free_super_blocks`: each element a `Block` or a tuple of blocks sampled together.
+        - `clamped_blocks`: blocks whose nodes stay fixed.
+        - `node_shape_dtypes`: node type -> pytree of `jax.ShapeDtypeStruct`.
+        """
+        free_blocks, sampling_order, superblocks = [], [], []
+        for s, item in enumerate(free_super_blocks):
+            members = (item,) if isinstance(item, Block) else tuple(item)
+            for m in members:
+                if not isinstance(m, Block):
+                    raise BlockError(f"free superblock {s} contains a {type(m).__name__}, not a Block")
+            superblocks.append(members)
+            sampling_order.append(list(range(len(free_blocks), len(free_blocks) + len(members))))
+            free_blocks.extend(members)
+        clamped_blocks = list(clamped_blocks)
+        super().__init__(free_blocks + clamped_blocks, node_shape_dtypes)
+        self.free_blocks = free_blocks
+        self.clamped_blocks = clamped_blocks
+        self.sampling_order = sampling_order
+        self.superblocks = superblocks
+
+
+class BlockSamplingProgram(eqx.Module):
+    """A block-sampling program: a spec, one sampler per free block, and the interactions lowered
+    to padded arrays.
+
+    **Attributes:**
+
+    - `gibbs_spec`: the division into free and clamped blocks.
+    - `samplers`: one sampler per free block.
+    - `per_block_interactions`: per free block, the interaction pytrees sliced to `[n, k, ...]`.
+    - `per_block_interaction_active`: per free block, bool `[n, k]` masks (False = padding).
+    - `per_block_interaction_global_inds`: per free block and interaction, the global-state
+        entry of each tail.
+    - `per_block_interaction_global_slices`: per free block and interaction, int `[n, k]`
+        positions of each tail in its global-state entry.
+    - `per_block_interaction_groups`: per free block, the index of the interaction group each
+        entry comes from (distthrml).
+    - `per_block_node_index`: per free block, its nodes' program indices (distthrml; the
+        counters of per-node randomness).
+    - `per_block_interaction_tail_index`: per free block and interaction, the tails' program
+        indices `[n, k]` (-1 for padding), numpy (distthrml; used by `interaction_graph` and sharding).
+    """
+
+    gibbs_spec: BlockGibbsSpec
+    samplers: list[AbstractConditionalSampler]
+    per_block_interactions: list[list[PyTree]]
+    per_block_interaction_active: list[list[Array]]
+    per_block_interaction_global_inds: list[list[list[int]]]
+    per_block_interaction_global_slices: list[list[list[Array]]]
+    per_block_interaction_groups: list[list[int]]
+    per_block_node_index: list[Array]
+    per_block_interaction_tail_index: list[list[tuple[np.ndarray, ...]]] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        gibbs_spec: BlockGibbsSpec,
+        samplers: list[AbstractConditionalSampler],
+        interaction_groups: list[InteractionGroup],
+    ):
+        """**Arguments:**
+
+        - `gibbs_spec`: the division of the PGM into free and clamped blocks.
+        - `samplers`: the update rule of each free block, in order.
+        - `interaction_groups`: the interactions that define how nodes affect each other.
+        """
+        n_free = len(gibbs_spec.free_blocks)
+        if len(samplers) != n_free:
+            raise ProgramError(
+                f"Expected {n_free} samplers (one per free block), received {len(samplers)}"
+            )
+        for i, sampler in enumerate(samplers):
+            if not isinstance(sampler, AbstractConditionalSampler):
+                raise ProgramError(f"sampler {i} is a {type(sampler).__name__}, not an AbstractConditionalSampler")
+        for g, group in enumerate(interaction_groups):
+            if not isinstance(group, InteractionGroup):
+                raise ProgramError(f"interaction group {g} is a {type(group).__name__}, not an InteractionGroup")
+        lowered = lower_interaction_groups(gibbs_spec, interaction_groups)
+        check_simultaneous_updates(gibbs_spec, lowered)
+
+        def take_rows(rows):
+            idx = jnp.asarray(rows)
+            return lambda x: jnp.take(jnp.asarray(x), idx, axis=0) if eqx.is_array(x) else x
+
+        self.gibbs_spec = gibbs_spec
+        self.samplers = list(samplers)
+        self.per_block_interactions = [
+            [jax.tree.map(take_rows(e.rows), interaction_groups[e.group].interaction) for e in entries]
+            for entries in lowered
+        ]
+        self.per_block_interaction_active = [[jnp.asarray(e.active) for e in entries] for entries in lowered]
+        self.per_block_interaction_global_inds = [[list(e.tail_sd) for e in entries] for entries in lowered]
+        self.per_block_interaction_global_slices = [
+            [[jnp.asarray(p) for p in e.tail_positions] for e in entries] for entries in lowered
+        ]
+        self.per_block_interaction_groups = [[e.group for e in entries] for entries in lowered]
+        self.per_block_node_index = [
+            jnp.arange(gibbs_spec.block_starts[b], gibbs_spec.block_starts[b + 1], dtype=jnp.int32)
+            for b in range(n_free)
+        ]
+        self.per_block_interaction_tail_index = _Frozen([[e.tail_program_index for e in entries] for entries in lowered])
+
+
+class _Frozen:
+    """Hashable-by-identity holder for static numpy bookkeeping inside an `eqx.Module`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __getitem__(self, i):
+        return self.value[i]
+
+    def __len__(self):
+        return len(self.value)
+
+    def __iter__(self):
+        return iter(self.value)
+
+
+@dataclasses.dataclass
+class SamplingSchedule:
+    """How long to sample.
+
+    **Attributes:**
+
+    - `n_warmup`: sweeps before the first sample.
+    - `n_samples`: samples to collect.
+    - `steps_per_sample`: sweeps between consecutive samples.
+    """
+
+    n_warmup: int
+    n_samples: int
+    steps_per_sample: int
+
+    def __hash__(self) -> int:
+        return hash((self.n_warmup, self.n_samples, self.steps_per_sample))
+
+
+def _block_output_sd(program: BlockSamplingProgram, block: int):
+    spec = program.gibbs_spec
+    n = len(spec.free_blocks[block])
+    template = spec.node_shape_struct[spec.free_blocks[block].node_type]
+    return jax.tree.map(
+        lambda sd: jax.ShapeDtypeStruct((n, *sd.shape), sd.dtype) if isinstance(sd, jax.ShapeDtypeStruct) else sd,
+        template,
+    )
+
+
+def _gather_tail_states(program: BlockSamplingProgram, block: int, global_state: list) -> list[list[_State]]:
+    out = []
+    for inds, slices in zip(program.per_block_interaction_global_inds[block], program.per_block_interaction_global_slices[block]):
+        out.append(
+            [jax.tree.map(lambda x: jnp.take(x, sl, axis=0), global_state[i]) for i, sl in zip(inds, slices)]
+        )
+    return out
+
+
+def _check_sampler_output(program, block: int, out, output_sd) -> None:
+    sampler = program.samplers[block]
+    if jax.tree.structure(out) != jax.tree.structure(output_sd):
+        raise StateError(
+            f"sampler {block} ({type(sampler).__name__}) returned a state with structure "
+            f"{jax.tree.structure(out)}, expected {jax.tree.structure(output_sd)}"
+        )
+    for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(output_sd)):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise StateError(
+                f"sampler {block} ({type(sampler).__name__}) returned {got.dtype}{list(got.shape)} for free "
+                f"block {block}, expected {want.dtype}{list(want.shape)} (see node_shape_dtypes)"
+            )
+
+
+def _sample_block_global(key, program: BlockSamplingProgram, block: int, global_state: list, sampler_state):
+    output_sd = _block_output_sd(program, block)
+    out, new_sampler_state = program.samplers[block].sample_per_node(
+        key,
+        program.per_block_node_index[block],
+        program.per_block_interactions[block],
+        program.per_block_interaction_active[block],
+        _gather_tail_states(program, block, global_state),
+        sampler_state,
+        output_sd,
+    )
+    _check_sampler_output(program, block, out, output_sd)
+    return out, new_sampler_state
+
+
+def _write_block(program: BlockSamplingProgram, block: int, global_state: list, block_state) -> list:
+    spec = program.gibbs_spec
+    sd, offset = spec.block_sd_index[block], spec.block_offsets[block]
+    global_state = list(global_state)
+    global_state[sd] = jax.tree.map(
+        lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), global_state[sd], block_state
+    )
+    return global_state
+
+
+def _sweep(key, program: BlockSamplingProgram, global_state: list, sampler_states: list):
+    """One pass over all superblocks, in order."""
+    sampler_states = list(sampler_states)
+    for group in program.gibbs_spec.sampling_order:
+        updates = [(b, *_sample_block_global(key, program, b, global_state, sampler_states[b])) for b in group]
+        for b, block_state, sampler_state in updates:
+            global_state = _write_block(program, b, global_state, block_state)
+            sampler_states[b] = sampler_state
+    return global_state, sampler_states
+
+
+def global_to_block_states(program: BlockSamplingProgram, global_state: list) -> tuple[list[_State], list[_State]]:
+    """Split a program's global state into (free block states, clamped block states)."""
+    spec = program.gibbs_spec
+    states = []
+    for b, block in enumerate(spec.blocks):
+        sd, offset = spec.block_sd_index[b], spec.block_offsets[b]
+        states.append(jax.tree.map(lambda g: g[offset : offset + len(block)], global_state[sd]))
+    n_free = len(spec.free_blocks)
+    return states[:n_free], states[n_free:]
+
+
+def _verify_states(program: BlockSamplingProgram, state_free, state_clamp) -> None:
+    spec = program.gibbs_spec
+    if len(state_free) != len(spec.free_blocks):
+        raise StateError(f"got {len(state_free)} free block states for {len(spec.free_blocks)} free blocks")
+    if len(state_clamp) != len(spec.clamped_blocks):
+        raise StateError(f"got {len(state_clamp)} clamped block states for {len(spec.clamped_blocks)} clamped blocks")
+    try:
+        verify_block_state(spec.free_blocks, state_free, spec.node_shape_struct, -1)
+    except StateError as err:
+        raise StateError(f"initial/free {err}") from None
+    try:
+        verify_block_state(spec.clamped_blocks, state_clamp, spec.node_shape_struct, -1)
+    except StateError as err:
+        raise StateError(f"clamped {err}") from None
+    for kind, blocks, states in (("free", spec.free_blocks, state_free), ("clamped", spec.clamped_blocks, state_clamp)):
+        for i, (block, state) in enumerate(zip(blocks, states)):
+            sd = spec.node_shape_struct[block.node_type]
+            for leaf, leaf_sd in zip(jax.tree.leaves(state), jax.tree.leaves(sd)):
+                if leaf.ndim != len(leaf_sd.shape) + 1:
+                    raise StateError(
+                        f"{kind} block {i}: state has shape {leaf.shape}, expected {(len(block), *leaf_sd.shape)} "
+                        "(batch dimensions belong outside: use jax.vmap)"
+                    )
+
+
+def sample_single_block(
+    key: Key[Array, ""],
+    state_free: list[_State],
+    clamp_state: list[_State],
+    program: BlockSamplingProgram,
+    block: int,
+    sampler_state: _SamplerState,
+    global_state: list[PyTree] | None = None,
+) -> tuple[_State, _SamplerState]:
+    """Sample one free block given the current states.
+
+    **Arguments:**
+
+    - `key`: the PRNG key of this update.
+    - `state_free`: the free blocks' states.
+    - `clamp_state`: the clamped blocks' states.
+    - `program`: the sampling program.
+    - `block`: index of the free block to sample.
+    - `sampler_state`: that block's sampler state.
+    - `global_state`: the global state of `state_free + clamp_state`, if already built.
+
+    **Returns:** `(new block state, new sampler state)`.
+    """
+    if global_state is None:
+        global_state = block_state_to_global(list(state_free) + list(clamp_state), program.gibbs_spec)
+    return _sample_block_global(key, program, block, global_state, sampler_state)
+
+
+def sample_blocks(
+    key: Key[Array, ""],
+    state_free: list[_State],
+    clamp_state: list[_State],
+    program: BlockSamplingProgram,
+    sampler_state: list[_SamplerState],
+) -> tuple[list[_State], list[_SamplerState]]:
+    """One sweep: sample every superblock once, in order.
+
+    **Arguments:**
+
+    - `key`: the PRNG key of this sweep.
+    - `state_free`: the free blocks' states.
+    - `clamp_state`: the clamped blocks' states.
+    - `program`: the sampling program.
+    - `sampler_state`: one sampler state per free block.
+
+    **Returns:** the updated free block states and sampler states.
+    """
+    _verify_states(program, state_free, clamp_state)
+    global_state = block_state_to_global(list(state_free) + list(clamp_state), program.gibbs_spec)
+    global_state, sampler_state = _sweep(key, program, global_state, sampler_state)
+    return global_to_block_states(program, global_state)[0], sampler_state
+
+
+def _run_sweeps(key, program, global_state, sampler_states, first_step, n_sweeps: int):
+    if n_sweeps == 0:
+        return global_state, sampler_states
+
+    def body(carry, step):
+        g, s = carry
+        return _sweep(node_rng.step_key(key, step), program, g, s), None
+
+    steps = first_step + jnp.arange(n_sweeps, dtype=jnp.int32)
+    return jax.lax.scan(body, (global_state, sampler_states), steps)[0]
+
+
+def _observe(observer: AbstractObserver, program, global_state, carry, iteration):
+    observe_global = getattr(observer, "observe_global", None)
+    if observe_global is not None:
+        return observe_global(program, global_state, carry, iteration)
+    state_free, state_clamp = global_to_block_states(program, global_state)
+    return observer(program, state_free, state_clamp, carry, iteration)
+
+
+def sample_with_observation(
+    key: Key[Array, ""],
+    program: BlockSamplingProgram,
+    schedule: SamplingSchedule,
+    init_chain_state: list[PyTree[Shaped[Array, "nodes ?*state"]]],
+    state_clamp: list[_State],
+    observation_carry_init: ObserveCarry,
+    f_observe: AbstractObserver,
+) -> tuple[ObserveCarry, list[PyTree[Shaped[Array, "n_samples nodes ?*state"]]]]:
+    """Run a chain and observe it after the warmup and after every `steps_per_sample` sweeps.
+
+    **Arguments:**
+
+    - `key`: the chain's PRNG key (sweep t uses `fold_in(key, t)`).
+    - `program`: the sampling program.
+    - `schedule`: warmup, number of samples, sweeps between samples.
+    - `init_chain_state`: the free blocks' initial states.
+    - `state_clamp`: the clamped blocks' states.
+    - `observation_carry_init`: the observer's initial carry.
+    - `f_observe`: the observer.
+
+    **Returns:** `(final carry, observations)`, observations stacked along a leading
+    `n_samples` axis (one observation when `n_samples <= 1`).
+    """
+    _verify_states(program, init_chain_state, state_clamp)
+    global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
+    sampler_states = [s.init() for s in program.samplers]
+    global_state, sampler_states = _run_sweeps(key, program, global_state, sampler_states, 0, schedule.n_warmup)
+    carry, first = _observe(f_observe, program, global_state, observation_carry_init, jnp.array(0))
+    if schedule.n_samples <= 1:
+        return carry, jax.tree.map(lambda x: x[None], first)
+
+    def body(state, i):
+        (g, s), c = state
+        start = schedule.n_warmup + (i - 1) * schedule.steps_per_sample
+        g, s = _run_sweeps(key, program, g, s, start, schedule.steps_per_sample)
+        c, observed = _observe(f_observe, program, g, c, i)
+        return ((g, s), c), observed
+
+    iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
+    (_, carry), rest = jax.lax.scan(body, ((global_state, sampler_states), carry), iterations)
+    observations = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+    return carry, observations
+
+
+def sample_states(
+    key: Key[Array, ""],
+    program: BlockSamplingProgram,
+    schedule: SamplingSchedule,
+    init_state_free: list[PyTree[Shaped[Array, "nodes ?*state"]]],
+    state_clamp: list[_State],
+    nodes_to_sample: list[Block],
+) -> list[PyTree[Shaped[Array, "n_samples nodes ?*state"]]]:
+    """Run a chain and return the states of `nodes_to_sample` at every sample.
+
+    **Arguments:**
+
+    - `key`: the chain's PRNG key.
+    - `program`: the sampling program.
+    - `schedule`: the sampling schedule.
+    - `init_state_free`: the free blocks' initial states.
+    - `state_clamp`: the clamped blocks' states.
+    - `nodes_to_sample`: the blocks to record.
+
+    **Returns:** one array pytree per block in `nodes_to_sample`, shape `[n_samples, len(block), ...]`.
+    """
+    observer = StateObserver(nodes_to_sample)
+    _, observations = sample_with_observation(
+        key, program, schedule, init_state_free, state_clamp, observer.init(), observer
+    )
+    return observations

@@ -1,0 +1,274 @@
+"""Discrete EBMs: factors over spin and categorical variables, and their Gibbs conditionals.
+
+A `DiscreteEBMFactor` adds terms $-s_1 \cdots s_M \, W[c_1, \ldots, c_N]$ to the energy
+(spins $s \in \{-1, 1\}$ stored as bool, categories $c$ as unsigned integers).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax import numpy as jnp
+from jaxtyping import Array, Key, PyTree
+
+from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
+from ..conditional_samplers import BernoulliConditional, SoftmaxConditional
+from ..errors import InteractionError, StateError
+from ..factor import WeightedFactor
+from ..interaction import InteractionGroup
+from ..pgm import AbstractNode
+from .ebm import EBMFactor
+
+
+class DiscreteEBMInteraction(eqx.Module):
+    """The interaction discrete EBM factors produce.
+
+    **Attributes:**
+
+    - `n_spin`: how many of the tail states are spins (they come first).
+    - `weights`: the weight tensor, `[rows, K_head?, K_1, ..., K_N]`.
+    """
+
+    n_spin: int = eqx.field(static=True)
+    weights: Array
+
+
+def _spin_signs(spins: list[Array], dtype) -> Array:
+    """Product of spins as +-1 in `dtype` (1 when there are none)."""
+    out = jnp.array(1, dtype=dtype)
+    for s in spins:
+        out = out * jnp.where(s, 1, -1).astype(dtype)
+    return out
+
+
+def _gather_categories(weights: Array, categories: list[Array]) -> Array:
+    """`weights[i, j, c_1[i, j], ..., c_N[i, j], ...]` for weights `[n, k, K_1..K_N, ...]`."""
+    if not categories:
+        return weights
+    n, k = weights.shape[:2]
+    index = (jnp.arange(n)[:, None], jnp.arange(k)[None, :]) + tuple(c.astype(jnp.int32) for c in categories)
+    return weights[index]
+
+
+def _split_tail_states(states: list, n_spin: int, where: str):
+    spins, cats = states[:n_spin], states[n_spin:]
+    for s in spins:
+        if s.ndim != 2 or s.dtype != jnp.bool_:
+            raise StateError(f"{where}: spin states must be scalar bool, got {s.dtype}{list(s.shape[2:])}")
+    for c in cats:
+        if c.ndim != 2 or not jnp.issubdtype(c.dtype, jnp.unsignedinteger):
+            raise StateError(
+                f"{where}: categorical states must be scalar unsigned integers, got {c.dtype}{list(c.shape[2:])}"
+            )
+    return spins, cats
+
+
+class DiscreteEBMFactor(EBMFactor, WeightedFactor):
+    """A batch of energy terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$.
+
+    No node may appear twice in one term (not checked, as in THRML).
+
+    **Attributes:**
+
+    - `spin_node_groups`: the spin-valued node groups.
+    - `categorical_node_groups`: the categorical node groups.
+    - `weights`: `[b, K_1, ..., K_N]`, N = number of categorical groups.
+    - `is_spin`: node type -> whether it is spin-valued here.
+    """
+
+    spin_node_groups: list[Block]
+    categorical_node_groups: list[Block]
+    weights: Array
+    is_spin: dict
+
+    def __init__(self, spin_node_groups: list[Block], categorical_node_groups: list[Block], weights: Array):
+        """**Arguments:**
+
+        - `spin_node_groups`: parallel blocks of spin nodes.
+        - `categorical_node_groups`: parallel blocks of categorical nodes.
+        - `weights`: the weight tensor `[b, K_1, ..., K_N]`.
+        """
+        spin_node_groups, categorical_node_groups = list(spin_node_groups), list(categorical_node_groups)
+        WeightedFactor.__init__(self, weights, spin_node_groups + categorical_node_groups)
+        is_spin: dict = {}
+        for group in spin_node_groups:
+            is_spin[group.node_type] = True
+        for k, group in enumerate(categorical_node_groups):
+            if is_spin.get(group.node_type, False):
+                raise InteractionError(
+                    f"A node type cannot be both spin and categorical: categorical group {k} holds "
+                    f"{group.node_type.__name__}, which is also in a spin group."
+                )
+            is_spin[group.node_type] = False
+        if weights.ndim != 1 + len(categorical_node_groups):
+            raise InteractionError(
+                f"The weight tensor must have shape [b, x_1, ..., x_k] with k = {len(categorical_node_groups)} "
+                f"categorical groups; got shape {tuple(weights.shape)}."
+            )
+        self.is_spin = is_spin
+        self.spin_node_groups = spin_node_groups
+        self.categorical_node_groups = categorical_node_groups
+        self.weights = weights
+
+    def _spin_head_group(self) -> list[InteractionGroup]:
+        n_spin = len(self.spin_node_groups)
+        if n_spin == 0:
+            return []
+        heads = concat_blocks(self.spin_node_groups)
+        # for head group i, the tail slots hold the other spin groups in order
+        tails = [
+            concat_blocks([self.spin_node_groups[t] for _, t in _slot_pairs(n_spin, slot)])
+            for slot in range(n_spin - 1)
+        ]
+        tails += [concat_blocks([g] * n_spin) for g in self.categorical_node_groups]
+        reps = (n_spin,) + (1,) * (self.weights.ndim - 1)
+        return [InteractionGroup(DiscreteEBMInteraction(n_spin - 1, jnp.tile(self.weights, reps)), heads, tails)]
+
+    def _categorical_head_groups(self) -> list[InteractionGroup]:
+        groups = []
+        n_cat = len(self.categorical_node_groups)
+        for i in range(n_cat):
+            others = [j for j in range(n_cat) if j != i]
+            weights = jnp.moveaxis(self.weights, [0, i + 1] + [j + 1 for j in others], list(range(n_cat + 1)))
+            groups.append(
+                InteractionGroup(
+                    DiscreteEBMInteraction(len(self.spin_node_groups), weights),
+                    self.categorical_node_groups[i],
+                    self.spin_node_groups + [self.categorical_node_groups[j] for j in others],
+                )
+            )
+        return groups
+
+    def to_interaction_groups(self) -> list[InteractionGroup]:
+        """One group with every spin group as head (tails: the other spins, then the categories),
+        and one group per categorical group as head (tails: the spins, then the other categories)."""
+        return self._spin_head_group() + self._categorical_head_groups()
+
+    def energy(self, global_state: list[Array], block_spec: BlockSpec) -> Array:
+        """The sum of this batch's terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$."""
+        spins = from_global_state(global_state, block_spec, self.spin_node_groups)
+        cats = from_global_state(global_state, block_spec, self.categorical_node_groups)
+        index = (jnp.arange(self.weights.shape[0]),) + tuple(c.astype(jnp.int32) for c in cats)
+        w = self.weights[index] if cats else self.weights
+        return -jnp.sum(w * _spin_signs(spins, w.dtype))
+
+
+def _slot_pairs(n_spin: int, slot: int):
+    """(head group i, tail group in `slot`) for every head group i: the other groups in order."""
+    for i in range(n_spin):
+        others = [j for j in range(n_spin) if j != i]
+        yield i, others[slot]
+
+
+def _merge(groups: list[InteractionGroup]) -> list[InteractionGroup]:
+    if len(groups) <= 1:
+        return groups
+    heads = concat_blocks([g.head_nodes for g in groups])
+    tails = [concat_blocks([g.tail_nodes[k] for g in groups]) for k in range(len(groups[0].tail_nodes))]
+    weights = jnp.concatenate([g.interaction.weights for g in groups], axis=0)
+    return [InteractionGroup(DiscreteEBMInteraction(groups[0].interaction.n_spin, weights), heads, tails)]
+
+
+class SquareDiscreteEBMFactor(DiscreteEBMFactor):
+    """A discrete factor with a square weight tensor `[b, x, ..., x]`, whose interaction groups
+    for different head blocks can be merged into one (fewer, larger kernels)."""
+
+    def __init__(self, spin_node_groups: list[Block], categorical_node_groups: list[Block], weights: Array):
+        super().__init__(spin_node_groups, categorical_node_groups, weights)
+        if len(set(weights.shape[1:])) > 1:
+            raise InteractionError(f"Interaction tensor is not square: weights have shape {tuple(weights.shape)}.")
+
+    def to_interaction_groups(self) -> list[InteractionGroup]:
+        return self._spin_head_group() + _merge(self._categorical_head_groups())
+
+
+class SpinEBMFactor(SquareDiscreteEBMFactor):
+    """A discrete factor over spin variables only: terms $-W \, s_1 \cdots s_M$."""
+
+    def __init__(self, node_groups: list[Block], weights: Array):
+        super().__init__(node_groups, [], weights)
+
+
+class CategoricalEBMFactor(DiscreteEBMFactor):
+    """A discrete factor over categorical variables only: terms $-W[c_1, \ldots, c_N]$."""
+
+    def __init__(self, node_groups: list[Block], weights: Array):
+        super().__init__([], node_groups, weights)
+
+
+class SquareCategoricalEBMFactor(SquareDiscreteEBMFactor):
+    """A categorical-only discrete factor with a square weight tensor."""
+
+    def __init__(self, node_groups: list[Block], weights: Array):
+        super().__init__([], node_groups, weights)
+
+
+def _unsupported(sampler, interaction) -> StateError:
+    return InteractionError(
+        f"{type(sampler).__name__} cannot handle an interaction of type {type(interaction).__name__}; "
+        "subclass it and override compute_parameters to handle it (see SpinGibbsConditional)."
+    )
+
+
+class SpinGibbsConditional(BernoulliConditional):
+    r"""Gibbs update of spins under `DiscreteEBMInteraction`s:
+    $\gamma = \sum_i s_1^i \cdots s_K^i \, W^i[x_1^i, \ldots, x_M^i]$, $P(s=1) = \sigma(2\gamma)$.
+    Subclasses handle other interactions by overriding `compute_parameters` and calling it."""
+
+    def compute_parameters(
+        self,
+        key: Key,
+        interactions: list[PyTree],
+        active_flags: list[Array],
+        states: list[list[_State]],
+        sampler_state: None,
+        output_sd: PyTree[jax.ShapeDtypeStruct],
+    ) -> PyTree:
+        gamma = jnp.zeros(output_sd.shape)
+        for i, (interaction, active, state) in enumerate(zip(interactions, active_flags, states)):
+            if not isinstance(interaction, DiscreteEBMInteraction):
+                raise _unsupported(self, interaction)
+            spins, cats = _split_tail_states(state, interaction.n_spin, f"interaction {i}")
+            w = _gather_categories(interaction.weights, cats)
+            term = jnp.sum(w * active.astype(w.dtype) * _spin_signs(spins, w.dtype), axis=-1)
+            gamma = gamma.astype(term.dtype) + term if i == 0 else gamma + term.astype(gamma.dtype)
+        return gamma, sampler_state
+
+
+class CategoricalGibbsConditional(SoftmaxConditional):
+    r"""Gibbs update of categorical variables under `DiscreteEBMInteraction`s:
+    $\theta = \sum_i s_1^i \cdots s_K^i \, W^i[:, x_1^i, \ldots, x_M^i]$, $P(x=k) \propto e^{\theta_k}$.
+
+    **Attributes:**
+
+    - `n_categories`: the number of categories K.
+    """
+
+    n_categories: int = eqx.field(static=True)
+
+    def compute_parameters(
+        self,
+        key: Key,
+        interactions: list[PyTree],
+        active_flags: list[Array],
+        states: list[list[_State]],
+        sampler_state: None,
+        output_sd: PyTree[jax.ShapeDtypeStruct],
+    ) -> PyTree:
+        theta = jnp.zeros((*output_sd.shape, self.n_categories))
+        for i, (interaction, active, state) in enumerate(zip(interactions, active_flags, states)):
+            if not isinstance(interaction, DiscreteEBMInteraction):
+                raise _unsupported(self, interaction)
+            spins, cats = _split_tail_states(state, interaction.n_spin, f"interaction {i}")
+            head_axis_last = jnp.moveaxis(interaction.weights, 2, -1)
+            if head_axis_last.shape[-1] != self.n_categories:
+                raise InteractionError(
+                    f"CategoricalGibbsConditional(n_categories={self.n_categories}) got interaction {i} with "
+                    f"{head_axis_last.shape[-1]} categories for the updated node."
+                )
+            w = _gather_categories(head_axis_last, cats)
+            scale = (active.astype(w.dtype) * _spin_signs(spins, w.dtype))[..., None]
+            term = jnp.sum(w * scale, axis=-2)
+            theta = theta.astype(term.dtype) + term if i == 0 else theta + term.astype(theta.dtype)
+        return theta, sampler_state
