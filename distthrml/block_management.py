@@ -80,13 +80,15 @@ class Block(Generic[_Node]):
         ids = np.asarray(ids)
         if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
             raise BlockError(f"node ids must be a 1D integer array, got shape {ids.shape} dtype {ids.dtype}")
+        owned = ids.astype(np.int64, copy=False)
+        return cls._wrap(node_type, owned.copy() if owned is ids else owned)
+
+    @classmethod
+    def _wrap(cls, node_type, ids: np.ndarray) -> "Block":
+        """A block around a fresh int64 id array that nothing else holds (no copy, no checks)."""
         block = object.__new__(cls)
-        block._ids = ids.astype(np.int64, copy=False)
-        if block._ids is ids:
-            block._ids = ids.copy()
-        block._ids.setflags(write=False)
-        block._node_type = node_type
-        block._nodes = None
+        ids.setflags(write=False)
+        block._ids, block._node_type, block._nodes = ids, node_type, None
         return block
 
     @property
@@ -116,7 +118,8 @@ class Block(Generic[_Node]):
         sub = self._ids[index]
         if sub.ndim != 1:
             raise BlockError("indexing a Block must give a 1D selection of nodes")
-        return Block.from_ids(self._node_type, sub)
+        # a view is safe to share: the parent's ids are read-only and never change
+        return Block._wrap(self._node_type, sub.astype(np.int64, copy=False))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -147,7 +150,9 @@ def make_block(node_type: Type[_Node], n: int) -> Block[_Node]:
     - `node_type`: the nodes' class.
     - `n`: the number of nodes.
     """
-    return Block.from_ids(node_type, reserve_node_ids(n))
+    if not (isinstance(node_type, type) and issubclass(node_type, AbstractNode)):
+        raise BlockError(f"node_type must be a subclass of AbstractNode, got {node_type!r}")
+    return Block._wrap(node_type, reserve_node_ids(n))
 
 
 def concat_blocks(blocks: Sequence[Block]) -> Block:
@@ -167,7 +172,7 @@ def concat_blocks(blocks: Sequence[Block]) -> Block:
     ids = np.concatenate([b._ids for b in blocks]) if blocks else np.zeros(0, np.int64)
     if node_type is None:
         return Block(())
-    return Block.from_ids(node_type, ids)
+    return Block._wrap(node_type, ids)
 
 
 class NodeIndex:
@@ -210,10 +215,10 @@ class NodeIndex:
             return np.full(ids.shape, -1, np.int64)
         if self._dense is not None:
             rel = ids - self._lo
-            inside = (rel >= 0) & (rel < len(self._dense))
-            out = np.full(ids.shape, -1, dtype=self._dense.dtype)
-            out[inside] = self._dense[rel[inside]]
-            return out
+            if len(rel) and (rel.min() < 0 or rel.max() >= len(self._dense)):
+                inside = (rel >= 0) & (rel < len(self._dense))
+                return np.where(inside, self._dense[np.where(inside, rel, 0)], -1)
+            return self._dense[rel]
         where = np.searchsorted(self._sorted, ids)
         where = np.minimum(where, len(self._sorted) - 1)
         found = self._sorted[where] == ids

@@ -18,6 +18,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Int, Key, PyTree, Shaped
 
+from ._arrays import take_rows
 from .block_management import Block, BlockSpec, _State, block_state_to_global, verify_block_state
 from .conditional_samplers import AbstractConditionalSampler, _SamplerState
 from .errors import BlockError, ProgramError, StateError
@@ -132,14 +133,13 @@ class BlockSamplingProgram(eqx.Module):
         lowered = lower_interaction_groups(gibbs_spec, interaction_groups)
         check_simultaneous_updates(gibbs_spec, lowered)
 
-        def take_rows(rows):
-            idx = jnp.asarray(rows)
-            return lambda x: jnp.take(jnp.asarray(x), idx, axis=0) if eqx.is_array(x) else x
-
         self.gibbs_spec = gibbs_spec
         self.samplers = list(samplers)
         self.per_block_interactions = [
-            [jax.tree.map(take_rows(e.rows), interaction_groups[e.group].interaction) for e in entries]
+            [
+                jax.tree.map(lambda x, r=e.rows: take_rows(x, r) if eqx.is_array(x) else x, interaction_groups[e.group].interaction)
+                for e in entries
+            ]
             for entries in lowered
         ]
         self.per_block_interaction_active = [[jnp.asarray(e.active) for e in entries] for entries in lowered]
@@ -149,7 +149,7 @@ class BlockSamplingProgram(eqx.Module):
         ]
         self.per_block_interaction_groups = [[e.group for e in entries] for entries in lowered]
         self.per_block_node_index = [
-            jnp.arange(gibbs_spec.block_starts[b], gibbs_spec.block_starts[b + 1], dtype=jnp.int32)
+            jnp.asarray(np.arange(gibbs_spec.block_starts[b], gibbs_spec.block_starts[b + 1], dtype=np.int32))
             for b in range(n_free)
         ]
         self.per_block_interaction_tail_index = _Frozen([[e.tail_program_index for e in entries] for entries in lowered])

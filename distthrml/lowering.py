@@ -73,17 +73,19 @@ def lower_interaction_groups(spec, interaction_groups: Sequence) -> list[list[Lo
                     f"{tail.node_type.__name__}(id={tail.ids[row]}), a node in no block of the program "
                     "(every node an update reads must be in a free or clamped block)."
                 )
-            sds = np.unique(spec.node_sd[tp])
-            if len(sds) > 1:
+            sds = spec.node_sd[tp]
+            if sds.min() != sds.max():
                 raise InteractionError(
                     f"interaction group {g}: tail block {k} mixes nodes stored in different global "
-                    f"state entries {sds.tolist()}; a tail block must hold one node type."
+                    f"state entries ({int(sds.min())} and {int(sds.max())}); a tail block must hold one node type."
                 )
             tail_p_sel.append(tp)
 
-        present = np.unique(block_sorted)
-        bounds = np.searchsorted(block_sorted, np.append(present, present[-1] + 1))
-        for b, lo, hi in zip(present.tolist(), bounds[:-1], bounds[1:]):
+        # block_sorted is sorted (blocks are contiguous ranges of program indices)
+        run_starts = np.flatnonzero(np.diff(block_sorted)) + 1
+        lows = np.concatenate([[0], run_starts])
+        highs = np.concatenate([run_starts, [len(block_sorted)]])
+        for b, lo, hi in zip(block_sorted[lows].tolist(), lows, highs):
             n_b = len(spec.free_blocks[b])
             k_max = int(rank[lo:hi].max()) + 1
             pos = hp_sorted[lo:hi] - spec.block_starts[b]

@@ -119,7 +119,7 @@ class MomentAccumulatorObserver(AbstractObserver):
     """
 
     blocks_to_sample: list[Block]
-    flat_node_ids: np.ndarray = eqx.field(static=True)
+    flat_node_ids: np.ndarray
     flat_to_type_slices_list: list[Array]
     flat_to_full_moment_slices: list[Array]
     f_transform: Callable

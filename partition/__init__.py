@@ -3,4 +3,21 @@
 Pure numpy/scipy/networkx/pymetis: this package never imports JAX or Ray.
 """
 
+from . import coloring as coloring
 from . import generators as generators
+from .api import partition_capacity, partition_graph, partition_hierarchical
+from .graph import as_csr
+from .halo import HaloPlan, build_halo_plan
+from .result import Partition
+
+__all__ = [
+    "HaloPlan",
+    "Partition",
+    "as_csr",
+    "build_halo_plan",
+    "coloring",
+    "generators",
+    "partition_capacity",
+    "partition_graph",
+    "partition_hierarchical",
+]

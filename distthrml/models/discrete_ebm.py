@@ -12,6 +12,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree
 
+from .._arrays import array_module, host
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
 from ..conditional_samplers import BernoulliConditional, SoftmaxConditional
 from ..errors import InteractionError, StateError
@@ -123,17 +124,20 @@ class DiscreteEBMFactor(EBMFactor, WeightedFactor):
         ]
         tails += [concat_blocks([g] * n_spin) for g in self.categorical_node_groups]
         reps = (n_spin,) + (1,) * (self.weights.ndim - 1)
-        return [InteractionGroup(DiscreteEBMInteraction(n_spin - 1, jnp.tile(self.weights, reps)), heads, tails)]
+        xp = array_module(self.weights)
+        weights = xp.tile(host(self.weights), reps)
+        return [InteractionGroup(DiscreteEBMInteraction(n_spin - 1, jnp.asarray(weights)), heads, tails)]
 
     def _categorical_head_groups(self) -> list[InteractionGroup]:
         groups = []
         n_cat = len(self.categorical_node_groups)
         for i in range(n_cat):
             others = [j for j in range(n_cat) if j != i]
-            weights = jnp.moveaxis(self.weights, [0, i + 1] + [j + 1 for j in others], list(range(n_cat + 1)))
+            xp = array_module(self.weights)
+            weights = xp.moveaxis(host(self.weights), [0, i + 1] + [j + 1 for j in others], list(range(n_cat + 1)))
             groups.append(
                 InteractionGroup(
-                    DiscreteEBMInteraction(len(self.spin_node_groups), weights),
+                    DiscreteEBMInteraction(len(self.spin_node_groups), jnp.asarray(weights)),
                     self.categorical_node_groups[i],
                     self.spin_node_groups + [self.categorical_node_groups[j] for j in others],
                 )
@@ -166,8 +170,9 @@ def _merge(groups: list[InteractionGroup]) -> list[InteractionGroup]:
         return groups
     heads = concat_blocks([g.head_nodes for g in groups])
     tails = [concat_blocks([g.tail_nodes[k] for g in groups]) for k in range(len(groups[0].tail_nodes))]
-    weights = jnp.concatenate([g.interaction.weights for g in groups], axis=0)
-    return [InteractionGroup(DiscreteEBMInteraction(groups[0].interaction.n_spin, weights), heads, tails)]
+    parts = [g.interaction.weights for g in groups]
+    weights = array_module(*parts).concatenate([host(w) for w in parts], axis=0)
+    return [InteractionGroup(DiscreteEBMInteraction(groups[0].interaction.n_spin, jnp.asarray(weights)), heads, tails)]
 
 
 class SquareDiscreteEBMFactor(DiscreteEBMFactor):

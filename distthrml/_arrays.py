@@ -1,0 +1,32 @@
+"""Host-side array helpers for program construction.
+
+Building a program is host work: with concrete parameters it runs in numpy (no XLA compile per
+shape); with traced parameters (a program built inside `jax.jit`) the same code runs in jax.numpy.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax import numpy as jnp
+
+
+def is_concrete(x) -> bool:
+    return isinstance(x, np.ndarray) or (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer))
+
+
+def array_module(*xs):
+    """numpy when every array in `xs` is concrete, else jax.numpy."""
+    return np if all(is_concrete(x) for x in xs) else jnp
+
+
+def host(x):
+    """A concrete array as numpy (zero-copy on CPU); traced arrays are returned unchanged."""
+    return np.asarray(x) if is_concrete(x) else x
+
+
+def take_rows(x, rows: np.ndarray):
+    """`x[rows]` along axis 0, as a jax array."""
+    if is_concrete(x):
+        return jnp.asarray(np.take(np.asarray(x), rows, axis=0))
+    return jnp.take(x, jnp.asarray(rows), axis=0)
