@@ -8,6 +8,7 @@ with `make_block(SpinNode, n)` holds `n` fresh ids and no Python objects until s
 
 from __future__ import annotations
 
+import abc
 import itertools
 import threading
 
@@ -35,7 +36,17 @@ def reserve_node_ids(n: int) -> np.ndarray:
     return np.arange(start, start + n, dtype=np.int64)
 
 
-class AbstractNode:
+class _NodeType(abc.ABCMeta):
+    """Orders node classes by name, so that dicts keyed by node type (e.g. `is_spin`) are valid
+    JAX pytrees (JAX sorts dict keys)."""
+
+    def __lt__(cls, other):
+        if not isinstance(other, type):
+            return NotImplemented
+        return (cls.__module__, cls.__qualname__) < (other.__module__, other.__qualname__)
+
+
+class AbstractNode(metaclass=_NodeType):
     """A node in a PGM: one random variable.
 
     Every node type used in a program subclasses this class; its state's shape and dtype come from
