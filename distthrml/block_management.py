@@ -322,12 +322,11 @@ class BlockSpec:
         if len(dup):
             self._raise_duplicate(all_ids, int(dup[0]))
         self.node_block = np.repeat(np.arange(len(self.blocks), dtype=np.int32), lengths)
-        self.node_sd = np.repeat(np.array(self.block_sd_index, dtype=np.int32), lengths)
-        self.node_sd_position = (
-            np.arange(len(all_ids), dtype=np.int64)
-            - np.repeat(self.block_starts[:-1], lengths)
-            + np.repeat(np.array(offsets, dtype=np.int64), lengths)
-        )
+        self.node_sd = np.repeat(np.array(self.block_sd_index, dtype=np.int8 if n_sd < 128 else np.int32), lengths)
+        # position in the SD array = program index - block start + block offset in its SD array
+        shift = np.array(offsets, dtype=np.int64) - self.block_starts[:-1]
+        self.node_sd_position = np.arange(len(all_ids), dtype=np.int32 if len(all_ids) < 2**31 else np.int64)
+        self.node_sd_position += shift[self.node_block].astype(self.node_sd_position.dtype)
         self.node_global_location_map = _NodeLocationMap(self)
 
     def _raise_duplicate(self, all_ids, position: int) -> None:

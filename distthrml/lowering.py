@@ -33,10 +33,12 @@ class LoweredInteraction:
 def _occurrence_rank(sorted_keys: np.ndarray) -> np.ndarray:
     """For a sorted key array, each entry's index within its run of equal keys."""
     n = len(sorted_keys)
+    index = np.arange(n, dtype=np.int32)
     starts = np.ones(n, dtype=bool)
     starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    return np.arange(n) - run_start
+    run_start = np.maximum.accumulate(np.where(starts, index, 0))
+    index -= run_start
+    return index
 
 
 def lower_interaction_groups(spec, interaction_groups: Sequence) -> list[list[LoweredInteraction]]:
@@ -51,14 +53,18 @@ def lower_interaction_groups(spec, interaction_groups: Sequence) -> list[list[Lo
     per_block: list[list[LoweredInteraction]] = [[] for _ in range(n_free)]
     for g, group in enumerate(interaction_groups):
         head_p = spec.node_index.lookup(group.head_nodes.ids)
-        head_block = np.where(head_p >= 0, spec.node_block[np.maximum(head_p, 0)], -1)
-        selected = np.flatnonzero((head_block >= 0) & (head_block < n_free))
-        if len(selected) == 0:
-            continue
-        hp = head_p[selected]
-        order = np.argsort(hp, kind="stable")
+        n_free_nodes = spec.block_starts[n_free]
+        if len(head_p) and head_p.min() >= 0 and head_p.max() < n_free_nodes:
+            hp, selected = head_p, None  # every head is a free node (the usual case)
+        else:
+            selected = np.flatnonzero((head_p >= 0) & (head_p < n_free_nodes)).astype(np.int32)
+            if len(selected) == 0:
+                continue
+            hp = head_p[selected]
+        order = np.argsort(hp, kind="stable").astype(np.int32)
         hp_sorted = hp[order]
-        rows_sorted = selected[order]
+        rows_sorted = order if selected is None else selected[order]
+        del order
         rank = _occurrence_rank(hp_sorted)
         block_sorted = spec.node_block[hp_sorted]
 
