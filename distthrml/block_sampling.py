@@ -112,12 +112,18 @@ class BlockSamplingProgram(eqx.Module):
         gibbs_spec: BlockGibbsSpec,
         samplers: list[AbstractConditionalSampler],
         interaction_groups: list[InteractionGroup],
+        *,
+        allow_simultaneous_reads: bool = False,
     ):
         """**Arguments:**
 
         - `gibbs_spec`: the division of the PGM into free and clamped blocks.
         - `samplers`: the update rule of each free block, in order.
         - `interaction_groups`: the interactions that define how nodes affect each other.
+        - `allow_simultaneous_reads`: accept nodes that read each other's state while being
+            sampled at the same time (same block or superblock); each then reads the other's
+            state from before the step, as THRML does. This is not Gibbs sampling of the model,
+            so by default such a program is an error.
         """
         n_free = len(gibbs_spec.free_blocks)
         if len(samplers) != n_free:
@@ -131,7 +137,8 @@ class BlockSamplingProgram(eqx.Module):
             if not isinstance(group, InteractionGroup):
                 raise ProgramError(f"interaction group {g} is a {type(group).__name__}, not an InteractionGroup")
         lowered = lower_interaction_groups(gibbs_spec, interaction_groups)
-        check_simultaneous_updates(gibbs_spec, lowered)
+        if not allow_simultaneous_reads:
+            check_simultaneous_updates(gibbs_spec, lowered)
 
         self.gibbs_spec = gibbs_spec
         self.samplers = list(samplers)

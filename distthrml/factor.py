@@ -79,6 +79,8 @@ class FactorSamplingProgram(BlockSamplingProgram):
         samplers: list[AbstractConditionalSampler],
         factors: Sequence[AbstractFactor],
         other_interaction_groups: list[InteractionGroup],
+        *,
+        allow_simultaneous_reads: bool = False,
     ):
         """**Arguments:**
 
@@ -86,8 +88,9 @@ class FactorSamplingProgram(BlockSamplingProgram):
         - `samplers`: the update rule of each free block.
         - `factors`: the factors of the model.
         - `other_interaction_groups`: interaction groups to add to those of the factors.
+        - `allow_simultaneous_reads`: see `BlockSamplingProgram`.
         """
         groups = list(other_interaction_groups)
         for factor in factors:
             groups += factor.to_interaction_groups()
-        super().__init__(gibbs_spec, samplers, groups)
+        super().__init__(gibbs_spec, samplers, groups, allow_simultaneous_reads=allow_simultaneous_reads)

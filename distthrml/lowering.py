@@ -143,5 +143,6 @@ def check_simultaneous_updates(spec, lowered: list[list[LoweredInteraction]]) ->
                         f"({spec.blocks[ob].node_type.__name__}(id={spec.blocks[ob].ids[other - spec.block_starts[ob]]})) "
                         f"through interaction group {entry.group} (tail {k}), but both are sampled at the "
                         f"same time (superblock {s}). Nodes updated together must not interact: split the "
-                        "blocks with a proper graph coloring."
+                        "blocks with a proper graph coloring (or pass allow_simultaneous_reads=True to sample "
+                        "such nodes from each other's previous states, as THRML does)."
                     )

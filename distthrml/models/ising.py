@@ -103,16 +103,26 @@ class IsingEBM(AbstractFactorizedEBM):
 class IsingSamplingProgram(FactorSamplingProgram):
     """A `FactorSamplingProgram` for an `IsingEBM`, with `SpinGibbsConditional` on every free block."""
 
-    def __init__(self, ebm: IsingEBM, free_blocks: list[SuperBlock], clamped_blocks: list[Block]):
+    def __init__(
+        self,
+        ebm: IsingEBM,
+        free_blocks: list[SuperBlock],
+        clamped_blocks: list[Block],
+        *,
+        allow_simultaneous_reads: bool = False,
+    ):
         """**Arguments:**
 
         - `ebm`: the model.
         - `free_blocks`: the (super)blocks to sample.
         - `clamped_blocks`: the blocks held fixed.
+        - `allow_simultaneous_reads`: see `BlockSamplingProgram`.
         """
         spec = BlockGibbsSpec(free_blocks, clamped_blocks, ebm.node_shape_dtypes)
         sampler = SpinGibbsConditional()
-        super().__init__(spec, [sampler for _ in spec.free_blocks], ebm.factors, [])
+        super().__init__(
+            spec, [sampler for _ in spec.free_blocks], ebm.factors, [], allow_simultaneous_reads=allow_simultaneous_reads
+        )
 
 
 class IsingTrainingSpec(eqx.Module):
