@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from . import Block, SamplingSchedule, make_block, sample_with_observation
+from . import SamplingSchedule, block_state_to_global, make_block, sample_with_observation
 from .errors import DistThrmlError
 from .observers import AbstractObserver
 from .physics import onsager_energy_per_spin
@@ -127,7 +127,8 @@ class LatticeObserver(AbstractObserver):
     n_categories: int = eqx.field(static=True)
 
     def __call__(self, program, state_free, state_clamped, carry, iteration):
-        raise NotImplementedError("LatticeObserver reads the global state")
+        global_state = block_state_to_global(list(state_free) + list(state_clamped), program.gibbs_spec)
+        return self.observe_global(program, global_state, carry, iteration)
 
     def observe_global(self, program, global_state, carry, iteration):
         state = global_state[program.gibbs_spec.block_sd_index[0]]
