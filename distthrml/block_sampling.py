@@ -16,7 +16,7 @@ import equinox as eqx
 import jax
 import numpy as np
 from jax import numpy as jnp
-from jaxtyping import Array, Int, Key, PyTree, Shaped
+from jaxtyping import Array, Key, PyTree, Shaped
 
 from ._arrays import take_rows
 from .block_management import Block, BlockSpec, _State, block_state_to_global, verify_block_state

@@ -16,7 +16,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Int, PyTree
 
-from .block_management import Block, block_state_to_global, from_global_state, get_node_locations
+from .block_management import Block, block_state_to_global, from_global_state
 from .errors import BlockError
 from .pgm import AbstractNode
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
-import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree
 
@@ -18,7 +17,6 @@ from ..conditional_samplers import BernoulliConditional, SoftmaxConditional
 from ..errors import InteractionError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
-from ..pgm import AbstractNode
 from .ebm import EBMFactor
 
 
