@@ -40,3 +40,6 @@ from .pgm import CategoricalNode as CategoricalNode
 from .pgm import SpinNode as SpinNode
 
 __version__ = "0.1.0"
+from .sharding import ShardedProgram as ShardedProgram
+from .sharding import ShardingError as ShardingError
+from .sharding import shard_program as shard_program

@@ -402,6 +402,14 @@ def sample_with_observation(
     **Returns:** `(final carry, observations)`, observations stacked along a leading
     `n_samples` axis (one observation when `n_samples <= 1`).
     """
+    from .sharding.program import ShardedProgram
+
+    if isinstance(program, ShardedProgram):
+        from .sharding.engine import sample_with_observation_sharded
+
+        return sample_with_observation_sharded(
+            key, program, schedule, init_chain_state, state_clamp, observation_carry_init, f_observe
+        )
     _verify_states(program, init_chain_state, state_clamp)
     global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
     sampler_states = [s.init() for s in program.samplers]

@@ -1,0 +1,5 @@
+"""Sharded block Gibbs: a program split across devices with a halo exchange per superblock."""
+
+from .program import ShardedProgram as ShardedProgram
+from .program import ShardingError as ShardingError
+from .program import shard_program as shard_program

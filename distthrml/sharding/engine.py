@@ -1,0 +1,160 @@
+"""Sampling a `ShardedProgram`: `shard_map` over ("chains", "graph"), halo exchange per superblock.
+
+Each shard runs the unsharded algorithm on its local layout: per superblock it gathers tail
+states from its local arrays, calls the blocks' samplers on the nodes it owns (drawing each
+node's randomness from its program index, so results match the unsharded chain bit for bit),
+writes them, then sends the boundary states of the blocks just updated to the shards that read
+them, one `ppermute` round per part offset that carries traffic. Observers see the state
+reassembled across shards (a `psum` of owned values, once per observation, not per colour step).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+from jax import numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from .. import node_rng
+from ..block_management import block_state_to_global
+from ..block_sampling import _check_sampler_output, _observe, _verify_states
+from ..errors import StateError
+from .program import ShardedProgram, ShardingError
+
+
+def _local_output_sd(sprog: ShardedProgram, b: int):
+    spec = sprog.program.gibbs_spec
+    width = sprog.layout.block_width[b]
+    template = spec.node_shape_struct[spec.free_blocks[b].node_type]
+    return jax.tree.map(lambda sd: jax.ShapeDtypeStruct((width, *sd.shape), sd.dtype), template)
+
+
+def _sweep(sprog: ShardedProgram, tables, key, local, sampler_states):
+    spec, layout = sprog.program.gibbs_spec, sprog.layout
+    interactions, active, slices, node_index = tables
+    n_parts = layout.n_parts
+    local, sampler_states = list(local), list(sampler_states)
+    for group in spec.sampling_order:
+        updates = []
+        for b in group:
+            tails = [
+                [jax.tree.map(lambda x: jnp.take(x, sl, axis=0), local[i]) for i, sl in zip(inds, sls)]
+                for inds, sls in zip(sprog.program.per_block_interaction_global_inds[b], slices[b])
+            ]
+            out_sd = _local_output_sd(sprog, b)
+            out, ss = sprog.program.samplers[b].sample_per_node(
+                key, node_index[b], interactions[b], active[b], tails, sampler_states[b], out_sd
+            )
+            _check_sampler_output(sprog.program, b, out, out_sd)
+            updates.append((b, out, ss))
+        for b, out, ss in updates:
+            s, offset = spec.block_sd_index[b], layout.block_offset[b]
+            sampler_states[b] = ss
+            local[s] = jax.tree.map(lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), local[s], out)
+            for r in layout.exchange[b]:
+                perm = [(p, (p + r.shift) % n_parts) for p in range(n_parts)]
+                send, recv = _round_rows(r)
+                sent = jax.tree.map(lambda x: jax.lax.ppermute(jnp.take(x, send, axis=0), "graph", perm), out)
+                local[s] = jax.tree.map(lambda g, y: g.at[recv].set(y), local[s], sent)
+    return local, sampler_states
+
+
+def _round_rows(r):
+    """This shard's rows of an exchange round's send/receive tables."""
+    p = jax.lax.axis_index("graph")
+    return jnp.asarray(r.send)[p], jnp.asarray(r.recv)[p]
+
+
+def _reassemble(sprog: ShardedProgram, local) -> list:
+    """The global state (every shard's owned values), identical on all shards."""
+    spec, layout = sprog.program.gibbs_spec, sprog.layout
+    p = jax.lax.axis_index("graph")
+    out = []
+    for s, entry in enumerate(local):
+        if entry is None:
+            out.append(None)
+            continue
+        og, ol = jnp.asarray(layout.owned_global[s])[p], jnp.asarray(layout.owned_local[s])[p]
+
+        def one(x, size=spec.sd_sizes[s]):
+            wide = jnp.int32 if x.dtype == jnp.bool_ else x.dtype
+            full = jnp.zeros((size + 1, *x.shape[1:]), wide).at[og].set(jnp.take(x, ol, axis=0).astype(wide))
+            return jax.lax.psum(full[:size], "graph").astype(x.dtype)
+
+        out.append(jax.tree.map(one, entry))
+    return out
+
+
+def _batched(x, n_chains, what):
+    if x.shape[:1] != (n_chains,):
+        raise ShardingError(f"{what} has leading shape {x.shape[:1]}, expected the chain count ({n_chains},) of the keys")
+    return x
+
+
+def sample_with_observation_sharded(key, sprog: ShardedProgram, schedule, init_chain_state, state_clamp, carry_init, f_observe):
+    """`sample_with_observation` for a `ShardedProgram`: `key` is a batch of chain keys and the
+    states carry the same leading chain axis (clamped states may also be shared)."""
+    program, spec, layout, mesh = sprog.program, sprog.program.gibbs_spec, sprog.layout, sprog.mesh
+    keys = key
+    if keys.ndim < 1 or (not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim != 2):
+        raise ShardingError("a sharded program takes one key per chain: pass jax.random.split(key, n_chains)")
+    n_chains = keys.shape[0]
+    if n_chains % mesh.shape["chains"]:
+        raise ShardingError(f"{n_chains} chains are not divisible by the mesh's chains axis ({mesh.shape['chains']})")
+    init = [jax.tree.map(lambda x: _batched(x, n_chains, f"initial state of free block {i}"), s) for i, s in enumerate(init_chain_state)]
+    clamp = []
+    for i, (block, s) in enumerate(zip(spec.clamped_blocks, state_clamp)):
+        leaves = jax.tree.leaves(s)
+        sd = jax.tree.leaves(spec.node_shape_struct[block.node_type])
+        shared = leaves and leaves[0].ndim == len(sd[0].shape) + 1
+        clamp.append(jax.tree.map(lambda x: jnp.broadcast_to(x, (n_chains, *x.shape)), s) if shared else s)
+    if len(clamp) != len(state_clamp) or len(state_clamp) != len(spec.clamped_blocks):
+        raise StateError(f"got {len(state_clamp)} clamped block states for {len(spec.clamped_blocks)} clamped blocks")
+    _verify_states(program, [jax.tree.map(lambda x: x[0], s) for s in init], [jax.tree.map(lambda x: x[0], s) for s in clamp])
+
+    global_state = jax.vmap(lambda f, c: block_state_to_global(list(f) + list(c), spec))(init, clamp)
+    local = [
+        None if g is None else jax.tree.map(lambda x, idx=layout.gather[s]: x[:, idx], g) for s, g in enumerate(global_state)
+    ]
+    tables = (sprog.local_interactions, sprog.local_active, sprog.local_slices, sprog.local_node_index)
+    arrays, static = eqx.partition(tables, eqx.is_array)
+
+    def per_shard(keys, local, arrays, carry_init):
+        tabs = jax.tree.map(lambda x: x[0], eqx.combine(arrays, static))
+
+        def run(steps_from, n, state, sampler_states, chain_key):
+            if n == 0:
+                return state, sampler_states
+
+            def body(c, step):
+                return _sweep(sprog, tabs, node_rng.step_key(chain_key, step), *c), None
+
+            return jax.lax.scan(body, (state, sampler_states), steps_from + jnp.arange(n, dtype=jnp.int32))[0]
+
+        def chain(chain_key, state):
+            state = [None if x is None else jax.tree.map(lambda y: y[0], x) for x in state]
+            samplers = [s.init() for s in program.samplers]
+            state, samplers = run(0, schedule.n_warmup, state, samplers, chain_key)
+            carry, first = _observe(f_observe, program, _reassemble(sprog, state), carry_init, jnp.array(0))
+            if schedule.n_samples <= 1:
+                return carry, jax.tree.map(lambda x: x[None], first)
+
+            def body(c, i):
+                (st, ss), cr = c
+                st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss, chain_key)
+                cr, obs = _observe(f_observe, program, _reassemble(sprog, st), cr, i)
+                return ((st, ss), cr), obs
+
+            (_, carry), rest = jax.lax.scan(body, ((state, samplers), carry), jnp.arange(1, schedule.n_samples, dtype=jnp.int32))
+            return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+
+        return jax.vmap(chain)(keys, local)
+
+    mapped = jax.shard_map(
+        per_shard,
+        mesh=mesh,
+        in_specs=(P("chains"), P("chains", "graph"), P("graph"), P()),
+        out_specs=P("chains"),
+        check_vma=False,
+    )
+    return mapped(keys, local, arrays, carry_init)

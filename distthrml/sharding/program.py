@@ -1,0 +1,136 @@
+"""`shard_program`: a program split over the `graph` axis of a device mesh."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax import numpy as jnp
+from jax.sharding import Mesh
+
+from ..block_sampling import BlockSamplingProgram
+from ..errors import DistThrmlError
+from ..graph import interaction_graph
+from .layout import ShardLayout, build_layout
+
+
+class ShardingError(DistThrmlError):
+    """A partition, mesh or batch does not fit a sharded program."""
+
+
+class ShardedProgram(eqx.Module):
+    """A `BlockSamplingProgram` laid out over the `graph` axis of a mesh (see `shard_program`).
+
+    **Attributes:**
+
+    - `program`: the unsharded program.
+    - `partition`: the `partition.Partition` used.
+    - `mesh`: the `Mesh` with axes `("chains", "graph")`.
+    - `layout`: the per-shard layout (numpy bookkeeping).
+    - `local_interactions`, `local_active`, `local_slices`, `local_node_index`: per free block
+        the program's tables restricted to each shard's nodes, leading axis `n_parts`.
+    """
+
+    program: BlockSamplingProgram
+    partition: object = eqx.field(static=True)
+    mesh: Mesh = eqx.field(static=True)
+    layout: ShardLayout = eqx.field(static=True)
+    local_interactions: list
+    local_active: list
+    local_slices: list
+    local_node_index: list
+
+    @property
+    def n_parts(self) -> int:
+        return self.layout.n_parts
+
+    def halo_bytes_per_sweep(self) -> int:
+        """Bytes the executed exchange plans move per sweep (unpadded), all shards together."""
+        spec = self.program.gibbs_spec
+        total = 0
+        for b, rounds in enumerate(self.layout.exchange):
+            sd = spec.node_shape_struct[spec.free_blocks[b].node_type]
+            node_bytes = sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(sd))
+            total += node_bytes * sum(int(r.count.sum()) for r in rounds)
+        return total
+
+
+def _default_mesh(n_parts: int) -> Mesh:
+    devices = jax.devices()
+    if len(devices) < n_parts:
+        raise ShardingError(
+            f"{n_parts} graph parts need {n_parts} devices, {len(devices)} available (on CPU, emulate "
+            f"devices with XLA_FLAGS=--xla_force_host_platform_device_count={n_parts}), or pass a mesh"
+        )
+    return Mesh(np.array(devices[:n_parts]).reshape(1, n_parts), ("chains", "graph"))
+
+
+def shard_program(program: BlockSamplingProgram, partition, mesh: Mesh | None = None) -> ShardedProgram:
+    """Split `program` over the devices of `mesh`'s `graph` axis.
+
+    **Arguments:**
+
+    - `program`: the program to shard.
+    - `partition`: a `partition.Partition` of `interaction_graph(program)`, or an int (a METIS
+        partition into that many parts).
+    - `mesh`: a `Mesh` with axes `("chains", "graph")`; by default all parts on `graph`, one
+        chain group, the first `n_parts` devices.
+    """
+    import partition as partition_lib
+
+    if not isinstance(program, BlockSamplingProgram):
+        raise ShardingError(f"shard_program needs a BlockSamplingProgram, got {type(program).__name__}")
+    n = program.gibbs_spec.n_nodes
+    if isinstance(partition, (int, np.integer)):
+        if not 1 <= int(partition) <= n:
+            raise ShardingError(f"number of parts must be between 1 and the program's {n} nodes, got {partition}")
+        partition = partition_lib.partition_graph(interaction_graph(program), int(partition), method="metis")
+    assignment = np.asarray(getattr(partition, "assignment", None))
+    if assignment.ndim != 1 or len(assignment) != n:
+        raise ShardingError(
+            f"the partition has {assignment.size} nodes but the program has {n}: it is a partition of another "
+            "graph (partition interaction_graph(program))"
+        )
+    csr = getattr(partition, "csr", None)
+    if csr is not None and csr.shape == (n, n):
+        graph = interaction_graph(program)
+        if graph.nnz != csr.nnz or (abs(graph - (csr != 0).astype(graph.dtype)) != 0).nnz:
+            raise ShardingError("the partition was computed on a different graph than interaction_graph(program)")
+    n_parts = int(partition.n_parts)
+    mesh = _default_mesh(n_parts) if mesh is None else mesh
+    if tuple(mesh.axis_names) != ("chains", "graph"):
+        raise ShardingError(f"the mesh must have axes ('chains', 'graph'), got {tuple(mesh.axis_names)}")
+    if mesh.shape["graph"] != n_parts:
+        raise ShardingError(f"the partition has {n_parts} parts but the mesh's graph axis has {mesh.shape['graph']} devices")
+
+    layout = build_layout(program, assignment.astype(np.int64), n_parts)
+    spec = program.gibbs_spec
+    interactions, active, slices, node_index = [], [], [], []
+    for b in range(len(spec.free_blocks)):
+        table = layout.owned[b]
+        rows = np.where(table >= 0, table - spec.block_starts[b], 0)  # [P, width] rows of the block
+        valid = table >= 0
+        node_index.append(jnp.asarray(np.where(valid, table, 0).astype(np.int32)))
+        b_inter, b_active, b_slices = [], [], []
+        for j, tails in enumerate(program.per_block_interaction_tail_index[b]):
+            act = np.asarray(program.per_block_interaction_active[b][j])[rows] & valid[:, :, None]
+            b_active.append(jnp.asarray(act))
+            b_inter.append(
+                jax.tree.map(
+                    lambda x: jnp.take(x, jnp.asarray(rows), axis=0) if eqx.is_array(x) else x,
+                    program.per_block_interactions[b][j],
+                )
+            )
+            locals_ = []
+            for tail in tails:
+                t = tail[rows]  # [P, width, k] program indices
+                pos = np.take_along_axis(layout.local_position, np.where(t >= 0, t, 0).reshape(len(t), -1), axis=1)
+                pos = pos.reshape(t.shape)
+                if np.any((pos < 0) & act):
+                    raise ShardingError("internal: a shard reads a node it neither owns nor receives")
+                locals_.append(jnp.asarray(np.where(act, pos, 0).astype(np.int32)))
+            b_slices.append(locals_)
+        interactions.append(b_inter)
+        active.append(b_active)
+        slices.append(b_slices)
+    return ShardedProgram(program, partition, mesh, layout, interactions, active, slices, node_index)
