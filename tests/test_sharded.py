@@ -65,7 +65,6 @@ def _mixed():
     spins = dt.make_block(dt.SpinNode, int(is_spin.sum()))
     cats = dt.make_block(dt.CategoricalNode, int((~is_spin).sum()))
     index = np.cumsum(is_spin) - 1, np.cumsum(~is_spin) - 1
-    node = lambda i: spins[index[0][i]] if is_spin[i] else cats[index[1][i]]  # noqa: E731
     rng = np.random.default_rng(3)
     factors = []
     for a_spin in (True, False):
