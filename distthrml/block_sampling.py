@@ -358,16 +358,44 @@ def sample_blocks(
     return global_to_block_states(program, global_state)[0], sampler_state
 
 
-def _run_sweeps(key, program, global_state, sampler_states, first_step, n_sweeps: int):
-    if n_sweeps == 0:
-        return global_state, sampler_states
+def run_chain(key, schedule: SamplingSchedule, sweep, observe, state, sampler_states, carry):
+    """The sampling schedule, shared by the unsharded and the sharded engines: `n_warmup` sweeps,
+    an observation, then `n_samples - 1` times `steps_per_sample` sweeps and an observation.
+    Sweep t uses the key `fold_in(key, t)`.
 
-    def body(carry, step):
-        g, s = carry
-        return _sweep(node_rng.step_key(key, step), program, g, s), None
+    **Arguments:**
 
-    steps = first_step + jnp.arange(n_sweeps, dtype=jnp.int32)
-    return jax.lax.scan(body, (global_state, sampler_states), steps)[0]
+    - `key`: the chain's key.
+    - `schedule`: the sampling schedule.
+    - `sweep`: `(sweep_key, state, sampler_states) -> (state, sampler_states)`.
+    - `observe`: `(state, carry, iteration) -> (carry, observation)`.
+    - `state`, `sampler_states`, `carry`: the initial chain state, sampler states and observer carry.
+    """
+
+    def run(first_step, n_sweeps: int, state, sampler_states):
+        if n_sweeps == 0:
+            return state, sampler_states
+
+        def body(c, step):
+            return sweep(node_rng.step_key(key, step), *c), None
+
+        steps = first_step + jnp.arange(n_sweeps, dtype=jnp.int32)
+        return jax.lax.scan(body, (state, sampler_states), steps)[0]
+
+    state, sampler_states = run(0, schedule.n_warmup, state, sampler_states)
+    carry, first = observe(state, carry, jnp.array(0))
+    if schedule.n_samples <= 1:
+        return carry, jax.tree.map(lambda x: x[None], first)
+
+    def body(c, i):
+        (st, ss), cr = c
+        st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss)
+        cr, observed = observe(st, cr, i)
+        return ((st, ss), cr), observed
+
+    iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
+    (_, carry), rest = jax.lax.scan(body, ((state, sampler_states), carry), iterations)
+    return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
 
 
 def _observe(observer: AbstractObserver, program, global_state, carry, iteration):
@@ -412,23 +440,15 @@ def sample_with_observation(
         )
     _verify_states(program, init_chain_state, state_clamp)
     global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
-    sampler_states = [s.init() for s in program.samplers]
-    global_state, sampler_states = _run_sweeps(key, program, global_state, sampler_states, 0, schedule.n_warmup)
-    carry, first = _observe(f_observe, program, global_state, observation_carry_init, jnp.array(0))
-    if schedule.n_samples <= 1:
-        return carry, jax.tree.map(lambda x: x[None], first)
-
-    def body(state, i):
-        (g, s), c = state
-        start = schedule.n_warmup + (i - 1) * schedule.steps_per_sample
-        g, s = _run_sweeps(key, program, g, s, start, schedule.steps_per_sample)
-        c, observed = _observe(f_observe, program, g, c, i)
-        return ((g, s), c), observed
-
-    iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
-    (_, carry), rest = jax.lax.scan(body, ((global_state, sampler_states), carry), iterations)
-    observations = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
-    return carry, observations
+    return run_chain(
+        key,
+        schedule,
+        lambda k, g, ss: _sweep(k, program, g, ss),
+        lambda g, c, i: _observe(f_observe, program, g, c, i),
+        global_state,
+        [s.init() for s in program.samplers],
+        observation_carry_init,
+    )
 
 
 def sample_states(

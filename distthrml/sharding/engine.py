@@ -15,9 +15,8 @@ import jax
 from jax import numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from .. import node_rng
 from ..block_management import block_state_to_global
-from ..block_sampling import _check_sampler_output, _observe, _verify_states
+from ..block_sampling import _check_sampler_output, _observe, _verify_states, run_chain
 from ..errors import StateError
 from .program import ShardedProgram, ShardingError
 
@@ -122,31 +121,17 @@ def sample_with_observation_sharded(key, sprog: ShardedProgram, schedule, init_c
     def per_shard(keys, local, arrays, carry_init):
         tabs = jax.tree.map(lambda x: x[0], eqx.combine(arrays, static))
 
-        def run(steps_from, n, state, sampler_states, chain_key):
-            if n == 0:
-                return state, sampler_states
-
-            def body(c, step):
-                return _sweep(sprog, tabs, node_rng.step_key(chain_key, step), *c), None
-
-            return jax.lax.scan(body, (state, sampler_states), steps_from + jnp.arange(n, dtype=jnp.int32))[0]
-
         def chain(chain_key, state):
             state = [None if x is None else jax.tree.map(lambda y: y[0], x) for x in state]
-            samplers = [s.init() for s in program.samplers]
-            state, samplers = run(0, schedule.n_warmup, state, samplers, chain_key)
-            carry, first = _observe(f_observe, program, _reassemble(sprog, state), carry_init, jnp.array(0))
-            if schedule.n_samples <= 1:
-                return carry, jax.tree.map(lambda x: x[None], first)
-
-            def body(c, i):
-                (st, ss), cr = c
-                st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss, chain_key)
-                cr, obs = _observe(f_observe, program, _reassemble(sprog, st), cr, i)
-                return ((st, ss), cr), obs
-
-            (_, carry), rest = jax.lax.scan(body, ((state, samplers), carry), jnp.arange(1, schedule.n_samples, dtype=jnp.int32))
-            return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+            return run_chain(
+                chain_key,
+                schedule,
+                lambda k, st, ss: _sweep(sprog, tabs, k, st, ss),
+                lambda st, c, i: _observe(f_observe, program, _reassemble(sprog, st), c, i),
+                state,
+                [s.init() for s in program.samplers],
+                carry_init,
+            )
 
         return jax.vmap(chain)(keys, local)
 
