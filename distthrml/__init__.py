@@ -43,3 +43,4 @@ __version__ = "0.1.0"
 from .sharding import ShardedProgram as ShardedProgram
 from .sharding import ShardingError as ShardingError
 from .sharding import shard_program as shard_program
+from .sharding import shard_training_spec as shard_training_spec

@@ -3,6 +3,7 @@ gradients. Every entry point takes THRML's node lists or distthrml's blocks (arr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -238,6 +239,12 @@ def estimate_moments(
     return node_sums / schedule.n_samples, edge_sums / schedule.n_samples
 
 
+def _is_sharded(program) -> bool:
+    from ..sharding.program import ShardedProgram
+
+    return isinstance(program, ShardedProgram)
+
+
 def estimate_kl_grad(
     key: Key[Array, ""],
     training_spec: IsingTrainingSpec,
@@ -255,7 +262,8 @@ def estimate_kl_grad(
     **Arguments:**
 
     - `key`: the PRNG key.
-    - `training_spec`: the model, programs and schedules.
+    - `training_spec`: the model, programs and schedules; its programs may be sharded
+        (`distthrml.shard_training_spec`), with the same results as unsharded.
     - `bias_nodes`: nodes whose bias gradients to estimate.
     - `weight_edges`: edges whose weight gradients to estimate.
     - `data`: visible data, each array `[batch, nodes]`.
@@ -280,21 +288,35 @@ def estimate_kl_grad(
         j = jnp.asarray(_positions_in(node_block, v, "weight_edges (second ends)"))
         pos_b, pos_w = spins[None], (spins[:, i] * spins[:, j])[None]
     else:
-        keys_pos = jax.random.split(key_pos, init_state_positive[0].shape[:2])
+        chains_pos = init_state_positive[0].shape[:2]
+        keys_pos = jax.random.split(key_pos, chains_pos)
+        clamp_pos = list(data) + cond_batched
+        if _is_sharded(program_pos):
+            # One sharded call over all (chain, datum) pairs: the same keys and states as the
+            # nested vmap below, flattened onto the sharded engine's chain axis.
+            flat = lambda x: x.reshape(-1, *x.shape[2:])
+            tiled = [jnp.broadcast_to(x, (chains_pos[0], *x.shape)) for x in clamp_pos]
+            pos_b, pos_w = estimate_moments(
+                flat(keys_pos), bias_nodes, weight_edges, program_pos, training_spec.schedule_positive,
+                [flat(x) for x in init_state_positive], [flat(x) for x in tiled],
+            )
+            pos_b, pos_w = (x.reshape(*chains_pos, *x.shape[1:]) for x in (pos_b, pos_w))
+        else:
 
-        def positive(k, init, clamp):
-            return estimate_moments(k, bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init, clamp)
+            def positive(k, init, clamp):
+                return estimate_moments(k, bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init, clamp)
 
-        pos_b, pos_w = jax.vmap(lambda ks, inits: jax.vmap(positive)(ks, inits, list(data) + cond_batched))(
-            keys_pos, init_state_positive
-        )
+            pos_b, pos_w = jax.vmap(lambda ks, inits: jax.vmap(positive)(ks, inits, clamp_pos))(keys_pos, init_state_positive)
 
     keys_neg = jax.random.split(key_neg, init_state_negative[0].shape[0])
-    neg_b, neg_w = jax.vmap(
-        lambda k, init: estimate_moments(
-            k, bias_nodes, weight_edges, program_neg, training_spec.schedule_negative, init, conditioning_values
-        )
-    )(keys_neg, init_state_negative)
+    negative = functools.partial(
+        estimate_moments, first_moment_nodes=bias_nodes, second_moment_edges=weight_edges, program=program_neg,
+        schedule=training_spec.schedule_negative, clamped_data=conditioning_values,
+    )
+    if _is_sharded(program_neg):
+        neg_b, neg_w = negative(keys_neg, init_state=init_state_negative)
+    else:
+        neg_b, neg_w = jax.vmap(lambda k, init: negative(k, init_state=init))(keys_neg, init_state_negative)
 
     beta = training_spec.ebm.beta
     grad_b = -beta * (jnp.mean(pos_b, axis=(0, 1), dtype=float_type) - jnp.mean(neg_b, axis=0, dtype=float_type))

@@ -3,3 +3,4 @@
 from .program import ShardedProgram as ShardedProgram
 from .program import ShardingError as ShardingError
 from .program import shard_program as shard_program
+from .training import shard_training_spec as shard_training_spec

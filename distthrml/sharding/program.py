@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -43,6 +45,27 @@ class ShardedProgram(eqx.Module):
     @property
     def n_parts(self) -> int:
         return self.layout.n_parts
+
+    def with_program(self, program: BlockSamplingProgram) -> ShardedProgram:
+        """The same layout and exchange plans for a program of identical structure (same blocks,
+        interaction types and tails) whose parameters differ, e.g. after a training step. Only
+        the parameters are re-gathered, so this is cheap and works under `jax.jit`.
+
+        **Arguments:**
+
+        - `program`: the new program; built like the sharded one, with other parameter values.
+        """
+        old, new = self.program.gibbs_spec, getattr(program, "gibbs_spec", None)
+        if new is None or len(new.free_blocks) != len(old.free_blocks) or new.n_nodes != old.n_nodes:
+            raise ShardingError("with_program needs a program with the same blocks as the sharded one")
+        for b, (x, y) in enumerate(zip(old.free_blocks, new.free_blocks)):
+            if len(x) != len(y) or not np.array_equal(x.ids, y.ids):
+                raise ShardingError(f"with_program: free block {b} differs from the sharded program's")
+        old_tails, new_tails = self.program.per_block_interaction_tail_index, program.per_block_interaction_tail_index
+        for b, (x, y) in enumerate(zip(old_tails, new_tails)):
+            if [[t.shape for t in g] for g in x] != [[t.shape for t in g] for g in y]:
+                raise ShardingError(f"with_program: the interactions of free block {b} have another structure")
+        return dataclasses.replace(self, program=program, local_interactions=_local_interactions(program, self.layout))
 
     def halo_bytes_per_sweep(self) -> int:
         """Bytes the executed exchange plans move per sweep (unpadded), all shards together."""
@@ -105,22 +128,14 @@ def shard_program(program: BlockSamplingProgram, partition, mesh: Mesh | None = 
 
     layout = build_layout(program, assignment.astype(np.int64), n_parts)
     spec = program.gibbs_spec
-    interactions, active, slices, node_index = [], [], [], []
+    active, slices, node_index = [], [], []
     for b in range(len(spec.free_blocks)):
-        table = layout.owned[b]
-        rows = np.where(table >= 0, table - spec.block_starts[b], 0)  # [P, width] rows of the block
-        valid = table >= 0
-        node_index.append(jnp.asarray(np.where(valid, table, 0).astype(np.int32)))
-        b_inter, b_active, b_slices = [], [], []
+        rows, valid = _owned_rows(spec, layout, b)
+        node_index.append(jnp.asarray(np.where(valid, layout.owned[b], 0).astype(np.int32)))
+        b_active, b_slices = [], []
         for j, tails in enumerate(program.per_block_interaction_tail_index[b]):
             act = np.asarray(program.per_block_interaction_active[b][j])[rows] & valid[:, :, None]
             b_active.append(jnp.asarray(act))
-            b_inter.append(
-                jax.tree.map(
-                    lambda x: jnp.take(x, jnp.asarray(rows), axis=0) if eqx.is_array(x) else x,
-                    program.per_block_interactions[b][j],
-                )
-            )
             locals_ = []
             for tail in tails:
                 t = tail[rows]  # [P, width, k] program indices
@@ -130,7 +145,28 @@ def shard_program(program: BlockSamplingProgram, partition, mesh: Mesh | None = 
                     raise ShardingError("internal: a shard reads a node it neither owns nor receives")
                 locals_.append(jnp.asarray(np.where(act, pos, 0).astype(np.int32)))
             b_slices.append(locals_)
-        interactions.append(b_inter)
         active.append(b_active)
         slices.append(b_slices)
-    return ShardedProgram(program, partition, mesh, layout, interactions, active, slices, node_index)
+    return ShardedProgram(program, partition, mesh, layout, _local_interactions(program, layout), active, slices, node_index)
+
+
+def _owned_rows(spec, layout: ShardLayout, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of free block b each shard owns, `[P, width]` (padding -> row 0), and their validity."""
+    table = layout.owned[b]
+    valid = table >= 0
+    return np.where(valid, table - spec.block_starts[b], 0), valid
+
+
+def _local_interactions(program: BlockSamplingProgram, layout: ShardLayout) -> list:
+    """The program's interaction parameters restricted to each shard's rows (works under jit)."""
+    spec = program.gibbs_spec
+    out = []
+    for b in range(len(spec.free_blocks)):
+        rows = jnp.asarray(_owned_rows(spec, layout, b)[0])
+        out.append(
+            [
+                jax.tree.map(lambda x: jnp.take(x, rows, axis=0) if eqx.is_array(x) else x, group)
+                for group in program.per_block_interactions[b]
+            ]
+        )
+    return out
