@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
+import numpy as np
 from jax import numpy as jnp
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..block_management import block_state_to_global
@@ -118,8 +121,12 @@ def sample_with_observation_sharded(key, sprog: ShardedProgram, schedule, init_c
     tables = (sprog.local_interactions, sprog.local_active, sprog.local_slices, sprog.local_node_index)
     arrays, static = eqx.partition(tables, eqx.is_array)
 
-    def per_shard(keys, local, arrays, carry_init):
+    key_impl = jax.random.key_impl(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else None
+    key_data = jax.random.key_data(keys) if key_impl is not None else keys
+
+    def per_shard(key_data, local, arrays, carry_init):
         tabs = jax.tree.map(lambda x: x[0], eqx.combine(arrays, static))
+        keys = key_data if key_impl is None else jax.random.wrap_key_data(key_data, impl=key_impl)
 
         def chain(chain_key, state):
             state = [None if x is None else jax.tree.map(lambda y: y[0], x) for x in state]
@@ -135,11 +142,35 @@ def sample_with_observation_sharded(key, sprog: ShardedProgram, schedule, init_c
 
         return jax.vmap(chain)(keys, local)
 
-    mapped = jax.shard_map(
-        per_shard,
-        mesh=mesh,
-        in_specs=(P("chains"), P("chains", "graph"), P("graph"), P()),
-        out_specs=P("chains"),
-        check_vma=False,
-    )
-    return mapped(keys, local, arrays, carry_init)
+    in_specs = (P("chains"), P("chains", "graph"), P("graph"), P())
+    mapped = jax.shard_map(per_shard, mesh=mesh, in_specs=in_specs, out_specs=P("chains"), check_vma=False)
+    inputs = (key_data, local, arrays, carry_init)
+    if not spans_processes(mesh):
+        return mapped(*inputs)
+    return _gather_to_host(jax.jit(mapped)(*_to_global(inputs, in_specs, mesh)))
+
+
+def spans_processes(mesh) -> bool:
+    """Whether `mesh` holds devices of other processes (a `jax.distributed` run)."""
+    return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
+def _to_global(inputs, in_specs, mesh):
+    """Every process holds the whole of every input (same program, keys and states); turn each
+    leaf into a global array laid out as `shard_map` expects. Traced inputs (a call inside the
+    user's `jit`) must already be global and are left alone."""
+
+    def one(x, spec):
+        if isinstance(x, jax.core.Tracer) or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+            return x
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
+
+    return tuple(jax.tree.map(lambda x, spec=spec: one(x, spec), tree) for tree, spec in zip(inputs, in_specs))
+
+
+def _gather_to_host(outputs):
+    """Outputs sharded over processes, as full host arrays on every process."""
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(outputs)):
+        return outputs
+    return multihost_utils.process_allgather(outputs, tiled=True)

@@ -1,0 +1,124 @@
+"""A local launcher: N processes on 127.0.0.1 that form one `jax.distributed` run.
+
+For tests, and for users trying a multi-process run on one machine; multi-host runs are started
+by Ray (`cluster/`). Each process gets the environment `initialize_from_env` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from . import distributed
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_local(
+    command: Sequence[str],
+    n_processes: int,
+    devices_per_process: int = 1,
+    *,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    capture: bool = True,
+) -> list[subprocess.CompletedProcess]:
+    """Run `command` as `n_processes` processes of one `jax.distributed` run and wait for all.
+
+    If one process fails, the others are stopped (they would wait for it forever).
+
+    **Arguments:**
+
+    - `command`: the program and its arguments (e.g. `[sys.executable, "script.py"]`); the
+        script calls `distthrml.sharding.distributed.initialize_from_env()` first.
+    - `n_processes`: number of processes.
+    - `devices_per_process`: CPU devices each process contributes.
+    - `timeout`: seconds before every process is killed and `TimeoutError` raised.
+    - `env`: extra environment variables.
+    - `capture`: collect stdout/stderr (else they go to this process's).
+
+    **Returns:** one `CompletedProcess` per rank; raises `RuntimeError` naming the failed rank.
+    """
+    if n_processes < 1:
+        raise ValueError(f"n_processes must be at least 1, got {n_processes}")
+    address = f"127.0.0.1:{free_port()}"
+    procs = []
+    for rank in range(n_processes):
+        proc_env = {**os.environ, **(env or {})}
+        proc_env.update(
+            {
+                distributed.COORDINATOR: address,
+                distributed.NUM_PROCESSES: str(n_processes),
+                distributed.PROCESS_ID: str(rank),
+                distributed.LOCAL_DEVICES: str(devices_per_process),
+            }
+        )
+        # A device count forced through XLA_FLAGS would fight jax_num_cpu_devices.
+        proc_env.pop("XLA_FLAGS", None)
+        pipe = subprocess.PIPE if capture else None
+        procs.append(subprocess.Popen(list(command), env=proc_env, stdout=pipe, stderr=pipe, text=True))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        return _wait_all(procs, command, deadline)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _wait_all(procs, command, deadline) -> list[subprocess.CompletedProcess]:
+    outputs: dict[int, tuple[str, str]] = {}
+    # communicate() one process at a time could deadlock on a full pipe of another, so drain
+    # each process as it finishes and poll the rest.
+    while len(outputs) < len(procs):
+        for rank, p in enumerate(procs):
+            if rank in outputs or p.poll() is None:
+                continue
+            out, err = p.communicate()
+            outputs[rank] = (out or "", err or "")
+            if p.returncode != 0:
+                raise RuntimeError(
+                    f"rank {rank} of {' '.join(command)} exited with {p.returncode}:\n{(err or '')[-4000:]}"
+                )
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{' '.join(command)} did not finish in time")
+        time.sleep(0.05)
+    return [subprocess.CompletedProcess(p.args, p.returncode, *outputs[r]) for r, p in enumerate(procs)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m distthrml.sharding.launch -n N -d D -- command ...`"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="distthrml launch", description=main.__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("-n", "--processes", type=int, default=2, help="number of processes")
+    parser.add_argument("-d", "--devices-per-process", type=int, default=1, help="CPU devices per process")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds before all processes are killed")
+    parser.add_argument("command", nargs="+", help="the program to run, after --")
+
+
+def run_from_args(args) -> int:
+    command = list(args.command)
+    if command and command[0].endswith(".py"):
+        command = [sys.executable, *command]
+    launch_local(command, args.processes, args.devices_per_process, timeout=args.timeout, capture=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
