@@ -1,4 +1,5 @@
-"""The `distthrml` command line."""
+"""The `distthrml` command line. Each subcommand registers itself through an `add_*_parser`
+function listed in `_subcommands`; its handler is stored as `handler` on the parsed args."""
 
 from __future__ import annotations
 
@@ -8,31 +9,59 @@ import sys
 from .errors import DistThrmlError
 
 
-def _run(args) -> int:
-    from .sampling_job import load_run_config, run_sampling
+def _subcommands() -> list:
+    """The `add_*_parser(subparsers)` functions of the subcommands, in help order."""
+    from .jobs.command import add_run_parser
 
-    config = load_run_config(args.config)
-    if args.out:
-        import dataclasses
-
-        config = dataclasses.replace(config, output=dataclasses.replace(config.output, dir=args.out))
-    run_sampling(config)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distthrml", description="Distributed block-Gibbs sampling (THRML-compatible).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="sample a model described by a config file")
-    run.add_argument("config", help="YAML run configuration (see configs/quickstart.yaml)")
-    run.add_argument("--out", help="output directory (overrides output.dir)")
-    run.set_defaults(handler=_run)
+    adders = [add_run_parser]
     try:
         from partition import cli as partition_cli
     except ImportError:
         partition_cli = None
     if partition_cli is not None and hasattr(partition_cli, "add_parser"):
-        partition_cli.add_parser(commands)
+        adders.append(partition_cli.add_parser)
+    adders.append(_add_train_parser)
+    adders.append(_add_launch_parser)
+    return adders
+
+
+def _add_launch_parser(subparsers) -> None:
+    from .sharding import launch
+
+    parser = subparsers.add_parser("launch", help="run a script as N local processes of one jax.distributed run")
+    launch.add_arguments(parser)
+    parser.set_defaults(handler=launch.run_from_args)
+
+
+def _train(args) -> int:
+    # cluster (and Ray) load only when `distthrml train` runs: distthrml never imports Ray
+    from cluster.train.cli import run
+
+    return run(args)
+
+
+def _add_train_parser(subparsers) -> None:
+    # declared here, not in cluster/, so that building the parser imports neither cluster nor Ray
+    parser = subparsers.add_parser("train", help="train a Boltzmann machine (checkpointed; optionally under Ray Train)")
+    parser.set_defaults(handler=_train)
+    parser.add_argument("config", help="YAML training config (see configs/train_digits.yaml)")
+    parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; rerun to resume")
+    parser.add_argument("--force", action="store_true", help="start over in a workdir holding another config's checkpoints")
+    parser.add_argument("--launcher", choices=["auto", "local", "ray"], default="auto",
+                        help="auto: Ray Train when --address or RAY_ADDRESS is given, else this process")
+    parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a new local loopback instance)")
+    parser.add_argument("--workers", type=int, default=1, help="Ray Train workers (one per host process)")
+    parser.add_argument("--devices-per-worker", type=int, default=1, help="CPU devices per worker (CPU runs)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1, help="Ray CPUs reserved per worker")
+    parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
+    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (Ray Train sets up jax.distributed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distthrml", description="Distributed block-Gibbs sampling (THRML-compatible).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in _subcommands():
+        add(commands)
     return parser
 
 

@@ -1,0 +1,54 @@
+"""The `run` subcommand of the `distthrml` command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_run_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `distthrml run CONFIG` on an argparse subparsers object.
+
+    **Arguments:**
+
+    - `subparsers`: the result of `ArgumentParser.add_subparsers()`.
+    """
+    run = subparsers.add_parser(
+        "run",
+        help="sample a model described by a config file",
+        description="Build, partition, shard and sample the model of a YAML config; print a report and write "
+        "summary.json, samples.npz / moments.npz and run.png.",
+    )
+    run.add_argument("config", help="YAML run configuration (see configs/quickstart.yaml)")
+    run.add_argument("--out", help="output directory (overrides output.dir)")
+    run.add_argument("--devices", type=int, help="emulate this many CPU devices (overrides devices; 0: JAX's own devices)")
+    run.add_argument("--parts", type=int, help="number of graph parts (overrides sharding.parts)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=run_command)
+    return run
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run `distthrml run` with parsed arguments; returns the exit status.
+
+    **Arguments:**
+
+    - `args`: from the parser `add_run_parser` made.
+    """
+    from .config import as_raw, load_run_config, parse_run_config
+    from .run import run_sampling
+
+    config = load_run_config(args.config)
+    if any(x is not None for x in (args.out, args.devices, args.parts)) or args.no_progress:
+        # re-validate with the overrides applied, so that they get the same checks as the file
+        raw = as_raw(config)
+        if args.out is not None:
+            raw["output"]["dir"] = args.out
+        if args.devices is not None:
+            raw["devices"] = args.devices or None
+        if args.parts is not None:
+            raw["sharding"]["parts"] = args.parts
+        if args.no_progress:
+            raw["output"]["progress"] = False
+        config = parse_run_config(raw, source=config.source)
+    run_sampling(config)
+    return 0

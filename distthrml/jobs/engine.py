@@ -1,0 +1,118 @@
+"""The compiled sampler of a job: the same chunk function, sharded over a mesh or `jax.vmap`ped
+on one device; either way the samples are bit for bit the same (distthrml contract 4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ..block_sampling import SamplingSchedule, sample_with_observation
+from ..graph import interaction_graph
+from ..sharding import shard_program
+from .config import RunConfig
+from .models import BuiltModel
+from .observe import JobObserver
+
+
+@dataclasses.dataclass
+class Engine:
+    """Runs chunks of a job's chains.
+
+    **Fields:**
+
+    - `model`, `observer`: what is sampled and recorded.
+    - `target`: the program or the `ShardedProgram` that is run.
+    - `partition`: the `partition.Partition` (None when unsharded).
+    - `mesh`: the mesh (None when unsharded).
+    - `partition_seconds`: time to partition and shard.
+    - `compile_seconds`: time spent compiling so far.
+    """
+
+    model: BuiltModel
+    observer: JobObserver
+    target: object
+    partition: object
+    mesh: Mesh | None
+    partition_seconds: float
+    compile_seconds: float = 0.0
+    _compiled: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def sharded(self) -> bool:
+        return self.mesh is not None
+
+    def place(self, x, replicated: bool = False):
+        """Put `x` where the compiled chunks expect it (chain axis over the mesh's chains axis)."""
+        if self.mesh is None:
+            return x
+        return jax.device_put(x, NamedSharding(self.mesh, P() if replicated else P("chains")))
+
+    def compile(self, schedule: SamplingSchedule, keys, state, carry) -> None:
+        """Compile the chunk function of `schedule` for these argument shapes (once per schedule)."""
+        if schedule in self._compiled:
+            return
+        params, static = eqx.partition((self.target, self.observer), eqx.is_array)
+
+        def chunk(params, keys, state, carry):
+            target, observer = eqx.combine(params, static)
+            spec = self.model.program.gibbs_spec
+            init = [state[:, o : o + len(b)] for o, b in zip(spec.block_offsets, spec.free_blocks)]
+            if self.sharded:
+                return sample_with_observation(keys, target, schedule, init, [], carry, observer)
+            one = lambda k, i: sample_with_observation(k, target, schedule, i, [], carry, observer)
+            return jax.vmap(one)(keys, init)
+
+        start = time.perf_counter()
+        compiled = jax.jit(chunk).lower(params, keys, state, carry).compile()
+        self.compile_seconds += time.perf_counter() - start
+        self._compiled[schedule] = (compiled, params)
+
+    def run(self, schedule: SamplingSchedule, keys, state, carry):
+        """Run one chunk: returns (final carry, records `[chains, n_samples]`)."""
+        compiled, params = self._compiled[schedule]
+        return compiled(params, keys, state, carry)
+
+
+def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, devices: list, parts: int) -> Engine:
+    """Partition and shard `model`'s program over `devices` (or keep it whole for one device).
+
+    **Arguments:**
+
+    - `model`, `observer`: the job's model and observer.
+    - `config`: the run config (`sharding` section).
+    - `devices`: the devices the run may use.
+    - `parts`: number of graph parts.
+    """
+    import partition as partition_lib
+
+    sh = config.sharding
+    start = time.perf_counter()
+    if parts == 1 and sh.chains_axis == 1:
+        return Engine(model, observer, model.program, None, None, time.perf_counter() - start)
+    part = partition_lib.partition_graph(interaction_graph(model.program), parts, method=sh.method, seed=sh.seed)
+    mesh = Mesh(np.array(devices[: sh.chains_axis * parts]).reshape(sh.chains_axis, parts), ("chains", "graph"))
+    target = shard_program(model.program, part, mesh)
+    return Engine(model, observer, target, part, mesh, time.perf_counter() - start)
+
+
+def initial_state(model: BuiltModel, chains: int, key) -> jax.Array:
+    """Uniformly random initial global states `[chains, n_slots]` (spins or categories).
+
+    **Arguments:**
+
+    - `model`: the built model.
+    - `chains`: number of chains.
+    - `key`: the run's initial-state key.
+    """
+    spec = model.program.gibbs_spec
+    n = spec.sd_sizes[spec.block_sd_index[0]]  # all nodes share one type, hence one global array
+    if model.categories is None:
+        return jax.random.bernoulli(key, 0.5, (chains, n))
+    return jax.random.randint(key, (chains, n), 0, model.categories, jnp.int32).astype(jnp.uint8)
