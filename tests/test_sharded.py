@@ -174,3 +174,18 @@ def test_errors():
         dt.sample_states(keys, sharded, SCHEDULE, [x[:2] for x in init], [], observe)
     with pytest.raises(dt.ShardingError, match="one key per chain"):
         dt.sample_states(keys[0], sharded, SCHEDULE, init, [], observe)
+
+
+def test_exchange_rounds_are_permutations_and_as_few_as_the_max_degree():
+    from distthrml.sharding.layout import match_rounds
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 12))
+        pairs = [(p, q) for p in range(n) for q in range(n) if p != q and rng.random() < 0.4]
+        rounds = match_rounds(pairs)
+        assert sorted(x for r in rounds for x in r) == sorted(pairs)
+        for r in rounds:
+            assert len({u for u, _ in r}) == len(r) == len({v for _, v in r})
+        degree = max([sum(u == p for u, _ in pairs) for p in range(n)] + [sum(v == p for _, v in pairs) for p in range(n)])
+        assert len(rounds) == degree

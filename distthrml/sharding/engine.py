@@ -34,7 +34,6 @@ def _local_output_sd(sprog: ShardedProgram, b: int):
 def _sweep(sprog: ShardedProgram, tables, key, local, sampler_states):
     spec, layout = sprog.program.gibbs_spec, sprog.layout
     interactions, active, slices, node_index = tables
-    n_parts = layout.n_parts
     local, sampler_states = list(local), list(sampler_states)
     for group in spec.sampling_order:
         updates = []
@@ -54,7 +53,7 @@ def _sweep(sprog: ShardedProgram, tables, key, local, sampler_states):
             sampler_states[b] = ss
             local[s] = jax.tree.map(lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), local[s], out)
             for r in layout.exchange[b]:
-                perm = [(p, (p + r.shift) % n_parts) for p in range(n_parts)]
+                perm = list(r.pairs)
                 send, recv = _round_rows(r)
                 sent = jax.tree.map(lambda x: jax.lax.ppermute(jnp.take(x, send, axis=0), "graph", perm), out)
                 local[s] = jax.tree.map(lambda g, y: g.at[recv].set(y), local[s], sent)

@@ -16,13 +16,15 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class ExchangeRound:
-    """One `ppermute` round for one block: shard p sends to shard (p + shift) % n_parts.
+    """One `ppermute` round for one block: each `(p, q)` in `pairs` sends from shard p to shard q;
+    every shard sends to at most one shard and receives from at most one.
 
     `send[p]` are positions in p's block section (padded with 0), `recv[q]` positions in q's
-    local state entry (padded with q's trash slot); `count[p]` the real number sent by p.
+    local state entry (padded with, and all of it for a shard receiving nothing, q's trash slot);
+    `count[p]` the real number sent by p.
     """
 
-    shift: int
+    pairs: tuple[tuple[int, int], ...]
     send: np.ndarray
     recv: np.ndarray
     count: np.ndarray
@@ -128,28 +130,71 @@ def build_layout(program, assignment: np.ndarray, n_parts: int) -> ShardLayout:
     exchange = []
     for b in range(n_free):
         s = spec.block_sd_index[b]
+        wanted = {}
+        for p in range(n_parts):
+            members = owned[b][p][owned[b][p] >= 0]
+            for q in range(n_parts):
+                if q != p:
+                    w = members[np.isin(members, halo[q][s], assume_unique=True)]
+                    if len(w):
+                        wanted[p, q] = w
         rounds = []
-        for shift in range(1, n_parts):
-            sends, recvs = [], [None] * n_parts
-            for p in range(n_parts):
-                q = (p + shift) % n_parts
-                members = owned[b][p][owned[b][p] >= 0]
-                wanted = members[np.isin(members, halo[q][s], assume_unique=True)]
-                sends.append(local_position[p, wanted] - offsets[b])
-                recvs[q] = local_position[q, wanted]
-            width = max(len(x) for x in sends)
-            if width == 0:
-                continue
+        for pairs in match_rounds(sorted(wanted)):
+            width = max(len(wanted[pq]) for pq in pairs)
             send = np.zeros((n_parts, width), np.int64)
-            recv = np.zeros((n_parts, width), np.int64)
-            for p in range(n_parts):
-                send[p, : len(sends[p])] = sends[p]
-                recv[p] = local_size[s] - 1
-                recv[p, : len(recvs[p])] = recvs[p]
-            count = np.array([len(x) for x in sends], np.int64)
-            rounds.append(ExchangeRound(shift, send.astype(np.int32), recv.astype(np.int32), count))
+            recv = np.full((n_parts, width), local_size[s] - 1, np.int64)
+            count = np.zeros(n_parts, np.int64)
+            for p, q in pairs:
+                w = wanted[p, q]
+                send[p, : len(w)] = local_position[p, w] - offsets[b]
+                recv[q, : len(w)] = local_position[q, w]
+                count[p] = len(w)
+            rounds.append(ExchangeRound(tuple(pairs), send.astype(np.int32), recv.astype(np.int32), count))
         exchange.append(rounds)
 
     return ShardLayout(
         n_parts, assignment, local_size, offsets, widths, owned, gather, local_position, exchange, owned_global, owned_local
     )
+
+
+def match_rounds(pairs: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Split directed (sender, receiver) pairs into as few rounds as possible in which every
+    shard sends at most once and receives at most once: an edge colouring of the bipartite
+    sender/receiver graph with its maximum degree many colours (Koenig), one `ppermute` each.
+
+    **Arguments:**
+
+    - `pairs`: distinct `(p, q)` pairs, `p != q`.
+    """
+    by_sender: dict[int, dict[int, int]] = {}  # sender -> colour -> receiver
+    by_receiver: dict[int, dict[int, int]] = {}  # receiver -> colour -> sender
+
+    def free(colours: dict[int, int]) -> int:
+        c = 0
+        while c in colours:
+            c += 1
+        return c
+
+    for u, v in pairs:
+        su, rv = by_sender.setdefault(u, {}), by_receiver.setdefault(v, {})
+        a, b = free(su), free(rv)
+        if a in rv:
+            # Swap colours a and b along the path that leaves v on colour a; in a bipartite graph
+            # it never reaches u, and afterwards a is free at both ends.
+            path, r = [], v
+            while a in by_receiver.get(r, {}):
+                s_ = by_receiver[r][a]
+                path.append((s_, r, a))
+                nxt = by_sender[s_].get(b)
+                if nxt is None:
+                    break
+                path.append((s_, nxt, b))
+                r = nxt
+            for s_, r_, c in path:
+                del by_sender[s_][c], by_receiver[r_][c]
+            for s_, r_, c in path:
+                c2 = b if c == a else a
+                by_sender[s_][c2], by_receiver[r_][c2] = r_, s_
+        su[a], rv[a] = v, u
+    n_rounds = max((c + 1 for colours in by_sender.values() for c in colours), default=0)
+    return [sorted((u, v) for u, colours in by_sender.items() for c, v in colours.items() if c == k) for k in range(n_rounds)]
