@@ -5,7 +5,8 @@ states from its local arrays, calls the blocks' samplers on the nodes it owns (d
 node's randomness from its program index, so results match the unsharded chain bit for bit),
 writes them, then sends the boundary states of the blocks just updated to the shards that read
 them, one `ppermute` round per part offset that carries traffic. Observers see the state
-reassembled across shards (a `psum` of owned values, once per observation, not per colour step).
+reassembled across shards (an `all_gather` of owned values, once per observation, not per
+colour step).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def _round_rows(r):
 
 
 def _reassemble(sprog: ShardedProgram, local) -> list:
-    """The global state (every shard's owned values), identical on all shards."""
+    """The global state, identical on all shards: every shard contributes the values it owns
+    (an `all_gather` of owned slots only, so N values move, not N per shard)."""
     spec, layout = sprog.program.gibbs_spec, sprog.layout
     p = jax.lax.axis_index("graph")
     out = []
@@ -75,12 +77,12 @@ def _reassemble(sprog: ShardedProgram, local) -> list:
         if entry is None:
             out.append(None)
             continue
-        og, ol = jnp.asarray(layout.owned_global[s])[p], jnp.asarray(layout.owned_local[s])[p]
+        ol = jnp.asarray(layout.owned_local[s])[p]
+        og = jnp.asarray(layout.owned_global[s].reshape(-1))  # every shard's owned positions, pad = size
 
-        def one(x, size=spec.sd_sizes[s]):
-            wide = jnp.int32 if x.dtype == jnp.bool_ else x.dtype
-            full = jnp.zeros((size + 1, *x.shape[1:]), wide).at[og].set(jnp.take(x, ol, axis=0).astype(wide))
-            return jax.lax.psum(full[:size], "graph").astype(x.dtype)
+        def one(x, size=spec.sd_sizes[s], ol=ol, og=og):
+            everyone = jax.lax.all_gather(jnp.take(x, ol, axis=0), "graph", tiled=True)
+            return jnp.zeros((size + 1, *x.shape[1:]), x.dtype).at[og].set(everyone)[:size]
 
         out.append(jax.tree.map(one, entry))
     return out
