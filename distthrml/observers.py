@@ -205,7 +205,11 @@ class MomentAccumulatorObserver(AbstractObserver):
 
         def add(mem, sl):
             update = jnp.prod(flat[sl], axis=1)
-            return mem.astype(update.dtype) + update
+            # THRML casts the sums to the samples' dtype, so int8 spins overflow after 127
+            # observations; keep the wider of the two instead.
+            with jax.numpy_dtype_promotion("standard"):
+                wide = jnp.result_type(mem.dtype, update.dtype)
+            return mem.astype(wide) + update.astype(wide)
 
         return jax.tree.map(add, carry, self.flat_to_full_moment_slices), None
 

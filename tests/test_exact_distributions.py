@@ -711,3 +711,17 @@ def test_interacting_superblock_reads_old_state() -> None:
     program = IsingSamplingProgram(ebm, free, [], allow_simultaneous_reads=True)
     x0 = np.array([1, 1, 0, 1, 0, 0])
     check_transitions(model, nodes, program, superblocks, x0, 40000, seed=72, label="interacting superblock")
+
+
+def test_moment_sums_do_not_overflow_with_many_samples():
+    """int8 spins summed over more than 127 observations (THRML's sums wrap around here)."""
+    import distthrml as dt
+    from distthrml.models import IsingEBM, IsingSamplingProgram, estimate_moments
+
+    nodes = dt.make_block(dt.SpinNode, 2)
+    model = IsingEBM(nodes, (nodes[:1], nodes[1:]), jnp.array([5.0, 5.0]), jnp.array([1.0]), jnp.array(1.0))
+    program = IsingSamplingProgram(model, [nodes[:1], nodes[1:]], [])
+    init = [jnp.ones(1, bool), jnp.ones(1, bool)]
+    node_m, edge_m = estimate_moments(jax.random.key(0), nodes, (nodes[:1], nodes[1:]), program, dt.SamplingSchedule(0, 300, 1), init, [])
+    np.testing.assert_allclose(np.asarray(node_m), [1.0, 1.0], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(edge_m), [1.0], atol=1e-3)

@@ -189,3 +189,13 @@ def test_exchange_rounds_are_permutations_and_as_few_as_the_max_degree():
             assert len({u for u, _ in r}) == len(r) == len({v for _, v in r})
         degree = max([sum(u == p for u, _ in pairs) for p in range(n)] + [sum(v == p for _, v in pairs) for p in range(n)])
         assert len(rounds) == degree
+
+
+def test_mesh_from_make_mesh_works_under_jit():
+    program, init, clamp, nodes = _ising()
+    mesh = jax.make_mesh((1, 2), ("chains", "graph"), devices=jax.devices()[:2])
+    keys = jax.random.split(jax.random.key(0), CHAINS)
+    sprog = dt.shard_program(program, 2, mesh)
+    got = jax.jit(lambda k, i: dt.sample_states(k, sprog, SCHEDULE, i, clamp, nodes))(keys, init)
+    expected = jax.vmap(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, nodes))(keys, init)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(expected[0]))

@@ -123,6 +123,8 @@ def shard_program(program: BlockSamplingProgram, partition, mesh: Mesh | None = 
     mesh = _default_mesh(n_parts) if mesh is None else mesh
     if tuple(mesh.axis_names) != ("chains", "graph"):
         raise ShardingError(f"the mesh must have axes ('chains', 'graph'), got {tuple(mesh.axis_names)}")
+    # jax.make_mesh gives Explicit axes by default; the engine's shard_map wants Auto ones
+    mesh = Mesh(np.asarray(mesh.devices), tuple(mesh.axis_names))
     if mesh.shape["graph"] != n_parts:
         raise ShardingError(f"the partition has {n_parts} parts but the mesh's graph axis has {mesh.shape['graph']} devices")
 
