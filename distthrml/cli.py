@@ -21,6 +21,7 @@ def _subcommands() -> list:
     if partition_cli is not None and hasattr(partition_cli, "add_parser"):
         adders.append(partition_cli.add_parser)
     adders.append(_add_train_parser)
+    adders.append(_add_emulate_parser)
     adders.append(_add_launch_parser)
     return adders
 
@@ -55,6 +56,26 @@ def _add_train_parser(subparsers) -> None:
     parser.add_argument("--cpus-per-worker", type=float, default=1, help="Ray CPUs reserved per worker")
     parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (Ray Train sets up jax.distributed)")
+
+
+def _emulate(args) -> int:
+    # cluster loads only when `distthrml emulate` runs: building the parser imports no cluster code
+    from cluster.emulate.cli import run
+
+    return run(args)
+
+
+def _add_emulate_parser(subparsers) -> None:
+    parser = subparsers.add_parser("emulate", help="map a model onto a many-chip system, sample it on emulated chips, "
+                                   "report link traffic and projected sweep time / energy")
+    parser.set_defaults(handler=_emulate)
+    parser.add_argument("config", help="YAML chip-system config (see configs/chips/small.yaml)")
+    parser.add_argument("--out", help="output folder (default: the config's output.dir)")
+    parser.add_argument("--sweep", help="sweep mode: parts=4,8,16 or bandwidth=1e10,2e10,... (plots sweep.png)")
+    parser.add_argument("--parts", type=int, help="number of parts K (default: mapping.parts, else ceil(nodes / capacity))")
+    parser.add_argument("--bandwidth", type=float, help="override links.bandwidth (bits/s per direction)")
+    parser.add_argument("--no-sample", action="store_true", help="map and project only, do not sample")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
 
 
 def build_parser() -> argparse.ArgumentParser:

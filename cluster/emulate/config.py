@@ -1,0 +1,289 @@
+"""Chip-system configs (`configs/chips/*.yaml`): schema, loading and validation.
+
+A config names the model to map (the `model:` section of `distthrml run`, validated by its
+own rules), the chips (capacity, update time), the links (topology, bandwidth, latency), the
+energy costs, the mapping, the emulated sampling run and the output. Every error names the file
+and the offending key, before anything is built or compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+from typing import Any
+
+import yaml
+
+from distthrml.errors import DistThrmlError
+
+TOPOLOGIES = ("mesh2d", "torus2d", "ring", "all_to_all", "explicit")
+PLACEMENTS = ("greedy_swap", "identity")
+SWEEP_OVER = ("parts", "bandwidth")
+
+
+class EmulateConfigError(DistThrmlError):
+    """A chip-system config is invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipsConfig:
+    """`chips:` capacity (variables per chip) and update time: exactly one of
+    `time_per_color_step` (seconds a chip needs for one colour step, whatever its load) or
+    `time_per_node` (seconds per node update; a chip updates its nodes of a colour one after
+    another)."""
+
+    capacity: int = 262144
+    time_per_color_step: float | None = None
+    time_per_node: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LinksConfig:
+    """`links:` topology, its `shape` ([rows, cols] for mesh2d/torus2d), `count` (chips, for
+    ring/all_to_all/explicit), `edges` (explicit chip pairs), full-duplex `bandwidth` (bits/s per
+    direction), `latency` (seconds per hop) and `state_bits` (bits per node state on a link;
+    null: the bytes the exchange plans move x 8)."""
+
+    topology: str = "mesh2d"
+    shape: list | None = None
+    count: int | None = None
+    edges: list | None = None
+    bandwidth: float = 1.0e11
+    latency: float = 1.0e-7
+    state_bits: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyConfig:
+    """`energy:` joules per node update (`per_flip`, charged for every update) and per bit moved
+    over one link hop (`per_bit`)."""
+
+    per_flip: float = 1.0e-15
+    per_bit: float = 1.0e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class MappingConfig:
+    """`mapping:` `parts` (K; null: ceil(nodes / capacity)), partition `method`, `seed`, and
+    `placement` of parts onto chips (`greedy_swap` or `identity`)."""
+
+    parts: int | None = None
+    method: str = "metis"
+    seed: int = 0
+    placement: str = "greedy_swap"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSection:
+    """`run:` the emulated sampling run: `chains`, `warmup`, `samples`, `steps_per_sample`,
+    `seed`; `sample: false` maps and projects without sampling."""
+
+    sample: bool = True
+    chains: int = 2
+    warmup: int = 0
+    samples: int = 4
+    steps_per_sample: int = 1
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """`sweep:` optional sweep mode: `over` (`parts` or `bandwidth`) and the `values`."""
+
+    over: str | None = None
+    values: list | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSection:
+    """`output:` `dir` for emulation.json / report.txt / PNGs; `plots` on or off."""
+
+    dir: str = "out/emulate"
+    plots: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EmulateConfig:
+    model: dict
+    chips: ChipsConfig
+    links: LinksConfig
+    energy: EnergyConfig
+    mapping: MappingConfig
+    run: RunSection
+    sweep: SweepConfig
+    output: OutputSection
+    source: str | None = None
+
+    @property
+    def n_chips(self) -> int:
+        """Number of chips of the system (from the link topology)."""
+        if self.links.topology in ("mesh2d", "torus2d"):
+            return int(self.links.shape[0]) * int(self.links.shape[1])
+        return int(self.links.count)
+
+
+_SECTIONS = {
+    "chips": ChipsConfig, "links": LinksConfig, "energy": EnergyConfig, "mapping": MappingConfig,
+    "run": RunSection, "sweep": SweepConfig, "output": OutputSection,
+}
+_TOP = sorted(["model", *_SECTIONS])
+_NUMBER = (int, float)
+
+
+def _fail(where: str, message: str) -> EmulateConfigError:
+    return EmulateConfigError(f"{where}{message}")
+
+
+def _section(cls: type, raw: Any, name: str, where: str):
+    """Build one section dataclass, rejecting unknown keys and wrong types by name."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise _fail(where, f"{name} must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in set(raw) - set(fields))
+    if unknown:
+        raise _fail(where, f"unknown key(s) {[f'{name}.{k}' for k in unknown]}; known: {sorted(fields)}")
+    raw = dict(raw)
+    for key, value in raw.items():
+        default = fields[key].default
+        if isinstance(default, float) and isinstance(value, str):
+            raw[key] = value = _yaml_float(value, f"{where}{name}.{key}")
+        if value is None or default is None:
+            continue
+        want = _NUMBER if isinstance(default, float) else type(default)
+        if isinstance(value, bool) and want is not bool or not isinstance(value, want):
+            raise _fail(where, f"{name}.{key} must be {getattr(want, '__name__', 'a number')}, got {value!r}")
+    return cls(**raw)
+
+
+def _yaml_float(text: str, key: str) -> float:
+    # PyYAML reads 1.0e10 (no exponent sign, YAML 1.1) as a string; accept it as the number it means
+    try:
+        return float(text)
+    except ValueError:
+        raise EmulateConfigError(f"{key} must be a number, got {text!r}") from None
+
+
+def _positive(value: Any, key: str, where: str, integer: bool = False) -> None:
+    kind = int if integer else _NUMBER
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
+        raise _fail(where, f"{key} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+
+
+def parse_emulate_config(raw: Any, *, source: str | pathlib.Path | None = None) -> EmulateConfig:
+    """Validate a chip-system config given as the parsed YAML mapping.
+
+    **Arguments:**
+
+    - `raw`: the mapping.
+    - `source`: the file it came from (named in errors).
+    """
+    where = f"{source}: " if source else ""
+    if not isinstance(raw, dict):
+        raise _fail(where, "the top level must be a mapping")
+    unknown = sorted(str(k) for k in set(raw) - set(_TOP))
+    if unknown:
+        raise _fail(where, f"unknown section(s) {unknown}; known: {_TOP}")
+    if not isinstance(raw.get("model"), dict):
+        raise _fail(where, "model: a `distthrml run` model section (mapping) is required")
+    s = {name: _section(cls, raw.get(name), name, where) for name, cls in _SECTIONS.items()}
+    config = EmulateConfig(model=dict(raw["model"]), **s, source=str(source) if source else None)
+    _validate(config, where)
+    return config
+
+
+def _validate(c: EmulateConfig, where: str) -> None:
+    _positive(c.chips.capacity, "chips.capacity", where, integer=True)
+    timed = [k for k in ("time_per_color_step", "time_per_node") if getattr(c.chips, k) is not None]
+    if len(timed) != 1:
+        raise _fail(where, f"chips: give exactly one of time_per_color_step, time_per_node (got {timed or 'none'})")
+    _positive(getattr(c.chips, timed[0]), f"chips.{timed[0]}", where)
+    _validate_links(c.links, where)
+    if c.links.latency < 0 or not math.isfinite(c.links.latency):
+        raise _fail(where, f"links.latency must be >= 0, got {c.links.latency!r}")
+    _positive(c.links.bandwidth, "links.bandwidth", where)
+    if c.links.state_bits is not None:
+        _positive(c.links.state_bits, "links.state_bits", where, integer=True)
+    for key in ("per_flip", "per_bit"):
+        value = getattr(c.energy, key)
+        if value < 0 or not math.isfinite(value):
+            raise _fail(where, f"energy.{key} must be >= 0, got {value!r}")
+    if c.mapping.method not in ("metis", "random", "contiguous"):
+        raise _fail(where, f"mapping.method must be one of metis, random, contiguous, got {c.mapping.method!r}")
+    if c.mapping.placement not in PLACEMENTS:
+        raise _fail(where, f"mapping.placement must be one of {PLACEMENTS}, got {c.mapping.placement!r}")
+    if c.mapping.parts is not None:
+        _positive(c.mapping.parts, "mapping.parts", where, integer=True)
+        if c.mapping.parts > c.n_chips:
+            raise _fail(where, f"mapping.parts={c.mapping.parts} exceeds the {c.n_chips} chips of links")
+    for key in ("chains", "samples", "steps_per_sample"):
+        _positive(getattr(c.run, key), f"run.{key}", where, integer=True)
+    if c.run.warmup < 0:
+        raise _fail(where, f"run.warmup must be >= 0, got {c.run.warmup}")
+    if c.sweep.over is not None:
+        if c.sweep.over not in SWEEP_OVER:
+            raise _fail(where, f"sweep.over must be one of {SWEEP_OVER}, got {c.sweep.over!r}")
+        if not c.sweep.values:
+            raise _fail(where, "sweep.values: a non-empty list is required with sweep.over")
+        values = [_yaml_float(v, "sweep.values") if isinstance(v, str) else v for v in c.sweep.values]
+        object.__setattr__(c.sweep, "values", values)
+        for v in values:
+            _positive(v, "sweep.values entries", where, integer=c.sweep.over == "parts")
+
+
+def _validate_links(links: LinksConfig, where: str) -> None:
+    if links.topology not in TOPOLOGIES:
+        raise _fail(where, f"links.topology must be one of {TOPOLOGIES}, got {links.topology!r}")
+    if links.topology in ("mesh2d", "torus2d"):
+        shape = links.shape
+        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in shape)):
+            raise _fail(where, f"links.shape must be [rows, cols] of positive integers for {links.topology}, got {shape!r}")
+        if links.count is not None and links.count != shape[0] * shape[1]:
+            raise _fail(where, f"links.count={links.count} disagrees with links.shape {shape}")
+        if links.edges is not None:
+            raise _fail(where, f"links.edges is only read for the explicit topology, not {links.topology}")
+        return
+    if links.shape is not None:
+        raise _fail(where, f"links.shape is only read for mesh2d/torus2d, not {links.topology}")
+    _positive(links.count, "links.count", where, integer=True)
+    if links.topology != "explicit":
+        if links.edges is not None:
+            raise _fail(where, f"links.edges is only read for the explicit topology, not {links.topology}")
+        return
+    if not isinstance(links.edges, list) or not links.edges:
+        raise _fail(where, "links.edges must be a non-empty list of [chip, chip] pairs for the explicit topology")
+    for i, e in enumerate(links.edges):  # loops over chip links
+        ok = isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in e)
+        if not ok or not all(0 <= x < links.count for x in e) or e[0] == e[1]:
+            raise _fail(where, f"links.edges[{i}] = {e!r} must be two different chips in [0, {links.count})")
+
+
+def load_emulate_config(path: str | pathlib.Path) -> EmulateConfig:
+    """Read and validate a chip-system config file.
+
+    **Arguments:**
+
+    - `path`: a YAML file.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise EmulateConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise EmulateConfigError(f"{path}: not valid YAML ({err})") from None
+    return parse_emulate_config(raw, source=path)
+
+
+def with_overrides(config: EmulateConfig, **sections: dict) -> EmulateConfig:
+    """A copy of `config` with some section fields replaced, re-validated.
+
+    **Arguments:**
+
+    - `sections`: section name -> {field: value}, e.g. `links={"bandwidth": 5e10}`.
+    """
+    changed = {name: dataclasses.replace(getattr(config, name), **fields) for name, fields in sections.items()}
+    out = dataclasses.replace(config, **changed)
+    _validate(out, f"{config.source}: " if config.source else "")
+    return out

@@ -1,0 +1,281 @@
+"""One emulation: build the model, partition it under the chip capacity, place the parts on
+chips, sample it with one shard per chip (each chip a JAX device), count the executed exchange
+plans' traffic per link and colour step, and project time and energy.
+
+The chips are the local process's (emulated CPU) devices: this first version runs every shard
+in one process. `sweep` re-maps (for `parts`) or re-projects (for `bandwidth`) without sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from .config import EmulateConfig, EmulateConfigError, with_overrides
+from .placement import place_parts, placement_cost
+from .projection import project
+from .topology import Topology, build_topology
+from .traffic import Traffic, count_traffic, partition_traffic
+
+
+@dataclasses.dataclass(frozen=True)
+class Mapping:
+    """A model mapped onto a chip system.
+
+    **Fields:** `parts` (K), `partition`, `placement` (`[K]` chip of every part), `identity_cost`
+    and `placed_cost` (bit-hops per sweep of part p on chip p, and of `placement`), `layout` (the
+    `ShardLayout` whose plans were counted), `traffic`, `projection`, `seconds` (per stage).
+    """
+
+    parts: int
+    partition: object
+    placement: np.ndarray
+    identity_cost: int
+    placed_cost: int
+    layout: object
+    traffic: Traffic
+    projection: dict
+    seconds: dict
+
+
+def build(config: EmulateConfig):
+    """The `BuiltModel` of `config.model` (the `distthrml run` model section and builders).
+
+    **Arguments:**
+
+    - `config`: the chip-system config.
+    """
+    from distthrml.jobs.config import ConfigError, parse_run_config
+    from distthrml.jobs.models import build_model
+
+    try:
+        run_config = parse_run_config({"model": config.model}, source=config.source)
+        return build_model(run_config)
+    except ConfigError as err:
+        raise EmulateConfigError(str(err)) from None
+
+
+def resolve_parts(config: EmulateConfig, n_nodes: int, parts: int | None = None) -> int:
+    """K: `parts`, else `mapping.parts`, else ceil(nodes / capacity); checked against the capacity.
+
+    **Arguments:**
+
+    - `config`: the chip-system config.
+    - `n_nodes`: the model's node count.
+    - `parts`: an override (sweep mode).
+    """
+    where = f"{config.source}: " if config.source else ""
+    cap, chips = config.chips.capacity, config.n_chips
+    if n_nodes > cap * chips:
+        raise EmulateConfigError(
+            f"{where}chips.capacity: the model's {n_nodes} nodes do not fit on {chips} chips of {cap} variables "
+            f"({chips * cap} in all); raise chips.capacity or add chips to links"
+        )
+    k = parts or config.mapping.parts or math.ceil(n_nodes / cap)
+    if k > chips:
+        raise EmulateConfigError(f"{where}mapping.parts: {k} parts need {k} chips, the system has {chips}")
+    if k * cap < n_nodes:
+        raise EmulateConfigError(
+            f"{where}chips.capacity: {k} parts of at most {cap} variables hold {k * cap} < {n_nodes} nodes; "
+            f"raise mapping.parts to at least {math.ceil(n_nodes / cap)} or chips.capacity"
+        )
+    return k
+
+
+def partition_model(model, config: EmulateConfig, k: int):
+    """A capacity-constrained partition of the model's interaction graph into `k` parts.
+
+    **Arguments:**
+
+    - `model`: the `BuiltModel`.
+    - `config`: the chip-system config.
+    - `k`: the number of parts.
+    """
+    import distthrml
+    from partition import partition_capacity
+
+    m = config.mapping
+    try:
+        part = partition_capacity(distthrml.interaction_graph(model.program), config.chips.capacity, k,
+                                  method=m.method, seed=m.seed)
+    except ValueError as err:
+        raise EmulateConfigError(f"{config.source or 'config'}: mapping: {err}") from None
+    sizes = part.part_sizes()
+    if sizes.max() > config.chips.capacity:  # partition_capacity guarantees it; a violation is a bug there
+        raise EmulateConfigError(f"partition: part {int(sizes.argmax())} holds {int(sizes.max())} > capacity {config.chips.capacity}")
+    return part
+
+
+def place(part, topology: Topology, config: EmulateConfig) -> tuple[np.ndarray, int, int]:
+    """Placement of the parts, with the identity and placed bit-hop costs (from the halo plan)."""
+    traffic = partition_traffic(part)
+    placement = place_parts(traffic, topology.hops, config.mapping.placement)
+    ident = np.arange(part.n_parts)
+    return placement, placement_cost(traffic, topology.hops, ident), placement_cost(traffic, topology.hops, placement)
+
+
+def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=None, partition=None) -> Mapping:
+    """Partition, place, count and project; without `layout`, the plans come from `build_layout`
+    (the function `shard_program` uses), so no devices are needed.
+
+    **Arguments:**
+
+    - `model`: the `BuiltModel`.
+    - `config`: the chip-system config.
+    - `topology`: its `Topology`.
+    - `k`: the number of parts.
+    - `layout`, `partition`: an executed sharded program's layout and partition, if any.
+    """
+    from distthrml.sharding.layout import build_layout
+
+    seconds = {}
+    t0 = time.perf_counter()
+    part = partition if partition is not None else partition_model(model, config, k)
+    seconds["partition"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    placement, ident, placed = place(part, topology, config)
+    seconds["placement"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if layout is None:
+        layout = build_layout(model.program, np.asarray(part.assignment, np.int64), k)
+        seconds["layout"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)
+    seconds["count"] = time.perf_counter() - t0
+    return Mapping(k, part, placement, ident, placed, layout, traffic, project(traffic, config), seconds)
+
+
+def initial_states(model, chains: int, key) -> list:
+    """Uniformly random initial states of every free block, with a leading chain axis."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(key, len(model.blocks))
+    if model.categories is None:
+        return [jax.random.bernoulli(k, 0.5, (chains, len(b))) for k, b in zip(keys, model.blocks)]
+    return [jax.random.randint(k, (chains, len(b)), 0, model.categories, jnp.int32).astype(jnp.uint8)
+            for k, b in zip(keys, model.blocks)]
+
+
+def sample_on_chips(model, partition, placement: np.ndarray, devices: list, config: EmulateConfig) -> dict:
+    """Sample the model with shard p on device `placement[p]`; returns the sharded program,
+    the samples `[chains, samples, nodes]` and the measured timings.
+
+    **Arguments:**
+
+    - `model`: the `BuiltModel`.
+    - `partition`: its partition.
+    - `placement`: chip (= device index) of every part.
+    - `devices`: one JAX device per chip.
+    - `config`: the chip-system config (its `run:` section).
+    """
+    import equinox as eqx
+    import jax
+    from jax.sharding import Mesh
+
+    import distthrml as dt
+
+    r = config.run
+    t0 = time.perf_counter()
+    mesh = Mesh(np.array([devices[int(c)] for c in placement]).reshape(1, -1), ("chains", "graph"))
+    sprog = dt.shard_program(model.program, partition, mesh)
+    shard_s = time.perf_counter() - t0
+    keys = jax.random.split(jax.random.key(r.seed), r.chains)
+    init = initial_states(model, r.chains, jax.random.key(r.seed + 1))
+    schedule = dt.SamplingSchedule(r.warmup, r.samples, r.steps_per_sample)
+
+    # filter_jit: the program goes in as arguments (not baked-in constants) and the second call
+    # reuses the compiled sweep loop, so `run_s` times sampling, not tracing
+    step = eqx.filter_jit(lambda k, sp, i: dt.sample_states(k, sp, schedule, i, [], [model.nodes])[0])
+
+    def go():
+        return jax.block_until_ready(step(keys, sprog, init))
+
+    t0 = time.perf_counter()
+    go()  # compiles
+    first_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    samples = go()
+    run_s = time.perf_counter() - t0
+    sweeps = r.warmup + r.samples * r.steps_per_sample
+    return {
+        "sprog": sprog, "samples": np.asarray(samples), "keys": keys, "init": init, "schedule": schedule,
+        "measured": {
+            "chains": r.chains, "sweeps": sweeps, "shard_s": shard_s, "first_call_s": first_s, "run_s": run_s,
+            "seconds_per_sweep": run_s / sweeps, "samples_per_s": r.chains * sweeps / run_s,
+            "devices": len(devices), "platform": devices[0].platform, "processes": 1,
+        },
+    }
+
+
+def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool | None = None, echo=print) -> dict:
+    """Run one emulation of `config` (see the module docstring); returns everything the report
+    needs: `model`, `topology`, `mapping`, `run` (or None), `sweep` (or None).
+
+    **Arguments:**
+
+    - `config`: the chip-system config.
+    - `devices`: one JAX device per chip (at least as many as parts); needed when sampling.
+    - `sample`: override `run.sample`.
+    - `echo`: progress printer.
+    """
+    sample = config.run.sample if sample is None else sample
+    topology = build_topology(config.links)
+    t0 = time.perf_counter()
+    model = build(config)
+    echo(f"model: {model.name} (built in {time.perf_counter() - t0:.1f} s)")
+    k = resolve_parts(config, model.n_nodes)
+    t0 = time.perf_counter()
+    part = partition_model(model, config, k)
+    partition_s = time.perf_counter() - t0
+    echo(f"partition: {k} parts of at most {config.chips.capacity} (largest {int(part.part_sizes().max())}) "
+         f"in {time.perf_counter() - t0:.1f} s")
+    result = {"model": model, "topology": topology, "run": None, "sweep": None}
+    if sample:
+        if devices is None or len(devices) < k:
+            raise EmulateConfigError(f"sampling {k} shards needs {k} devices, got {0 if devices is None else len(devices)}")
+        placement, _, _ = place(part, topology, config)
+        ran = sample_on_chips(model, part, placement, devices, config)
+        m = ran["measured"]
+        echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} emulated chips: "
+             f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
+        mapping = map_model(model, config, topology, k, layout=ran["sprog"].layout, partition=part)
+        ran["halo_bytes_per_sweep"] = int(ran["sprog"].halo_bytes_per_sweep())
+        result["run"] = ran
+    else:
+        mapping = map_model(model, config, topology, k, partition=part)
+    mapping.seconds["partition"] = partition_s
+    mapping.seconds["build_model"] = model.build_seconds
+    result["mapping"] = mapping
+    if config.sweep.over is not None:
+        result["sweep"] = sweep(model, config, topology, mapping, echo=echo)
+    return result
+
+
+def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, echo=print) -> dict:
+    """Projected sweep time against `sweep.over` (`parts`: re-partition and re-place; `bandwidth`:
+    re-project the base mapping's traffic).
+
+    **Arguments:**
+
+    - `model`, `config`, `topology`: as for `map_model`.
+    - `base`: the mapping of the config itself (reused for bandwidth sweeps).
+    """
+    rows = []
+    for value in config.sweep.values:
+        if config.sweep.over == "bandwidth":
+            c = with_overrides(config, links={"bandwidth": float(value)})
+            proj = project(base.traffic, c)
+            k = base.parts
+        else:
+            k = resolve_parts(config, model.n_nodes, int(value))
+            mp = map_model(model, config, topology, k)
+            proj = mp.projection
+        rows.append({"value": value, "parts": k, "sweep_time_s": proj["sweep_time_s"], "compute_s": proj["compute_s"],
+                     "communication_s": proj["communication_s"], "bandwidth_term_s": proj["bandwidth_term_s"],
+                     "samples_per_s": proj["samples_per_s"], "energy_per_sample_j": proj["energy_per_sample_j"]})
+        echo(f"sweep {config.sweep.over}={value}: projected sweep {proj['sweep_time_s']:.3e} s")
+    return {"over": config.sweep.over, "rows": rows}

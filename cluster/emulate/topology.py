@@ -1,0 +1,104 @@
+"""The chip-link graph of a topology, its hop distances and shortest-path routes.
+
+Chips are numbered `0..n_chips-1`; on mesh2d/torus2d chip `r * cols + c` sits at row r, column
+c. Links are full duplex: each direction of a link is its own channel, written `(a, b)` for
+traffic flowing from chip a to chip b. Routes are one fixed shortest path per chip pair
+(networkx BFS order, so deterministic): no multipath splitting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import networkx as nx
+import numpy as np
+
+from .config import LinksConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    """A chip-link graph with routes.
+
+    **Fields:**
+
+    - `kind`: the topology name.
+    - `graph`: undirected `networkx.Graph` over chip ids.
+    - `hops`: `[n_chips, n_chips]` hop distances.
+    - `routes`: `(src, dst) -> list of directed links (a, b)` along the chosen shortest path.
+    - `positions`: chip -> (x, y) for drawing.
+    - `wraps`: links that close a torus/ring (drawn curved).
+    """
+
+    kind: str
+    graph: nx.Graph
+    hops: np.ndarray
+    routes: dict
+    positions: dict
+    wraps: frozenset
+
+    @property
+    def n_chips(self) -> int:
+        return self.graph.number_of_nodes()
+
+    def links(self) -> list[tuple[int, int]]:
+        """Directed links (both directions of every physical link), sorted."""
+        return sorted([(a, b) for a, b in self.graph.edges] + [(b, a) for a, b in self.graph.edges])
+
+
+def build_topology(links: LinksConfig) -> Topology:
+    """The `Topology` of a validated `links:` section.
+
+    **Arguments:**
+
+    - `links`: the links config.
+    """
+    kind = links.topology
+    wraps: set = set()
+    if kind in ("mesh2d", "torus2d"):
+        rows, cols = links.shape
+        g = nx.Graph()
+        g.add_nodes_from(range(rows * cols))
+        for r in range(rows):
+            for c in range(cols):
+                if c + 1 < cols:
+                    g.add_edge(r * cols + c, r * cols + c + 1)
+                if r + 1 < rows:
+                    g.add_edge(r * cols + c, (r + 1) * cols + c)
+                if kind == "torus2d" and c == cols - 1 and cols > 2:
+                    g.add_edge(r * cols + c, r * cols)
+                    wraps.add((r * cols, r * cols + c))
+                if kind == "torus2d" and r == rows - 1 and rows > 2:
+                    g.add_edge(r * cols + c, c)
+                    wraps.add((c, r * cols + c))
+        positions = {i: (i % cols, -(i // cols)) for i in range(rows * cols)}
+    else:
+        n = links.count
+        if kind == "ring":
+            g = nx.cycle_graph(n) if n > 2 else nx.path_graph(n)
+            if n > 2:
+                wraps.add((0, n - 1))
+        elif kind == "all_to_all":
+            g = nx.complete_graph(n)
+        else:
+            g = nx.Graph()
+            g.add_nodes_from(range(n))
+            g.add_edges_from(tuple(e) for e in links.edges)
+        angle = 2 * np.pi * np.arange(n) / max(n, 1)
+        positions = {i: (float(np.cos(angle[i])), float(np.sin(angle[i]))) for i in range(n)}
+        if kind == "ring":
+            wraps.clear()  # a ring drawn on a circle needs no curved links
+    if not nx.is_connected(g):
+        parts = [sorted(c) for c in nx.connected_components(g)]
+        raise ValueError(f"links: the {kind} chip graph is not connected (components {parts})")
+    n = g.number_of_nodes()
+    paths = dict(nx.all_pairs_shortest_path(g))
+    hops = np.zeros((n, n), np.int64)
+    routes = {}
+    for s in range(n):
+        for d in range(n):
+            path = paths[s][d]
+            hops[s, d] = len(path) - 1
+            routes[s, d] = list(itertools.pairwise(path))
+    return Topology(kind, g, hops, routes, positions, frozenset(wraps))

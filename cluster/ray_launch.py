@@ -1,0 +1,210 @@
+"""Multi-host launch over Ray Train: a `JaxTrainer` runs one worker per host process.
+
+On GPU/TPU Ray Train's JAX backend initialises `jax.distributed`; on CPU it does nothing, so the
+worker loop does it (`distthrml.sharding.distributed.initialize_cpu`: gloo collectives, the
+coordinator on rank 0's node at a port rank 0 picks and broadcasts with Ray Train's own
+`broadcast_from_rank_zero`). Checkpoints are written by Orbax and reported with
+`ray.train.report`; after a failure `FailureConfig(max_failures)` restarts the worker group and
+the loop resumes from `ray.train.get_checkpoint()`. No plain Ray actors are needed.
+
+Without an address (nor `RAY_ADDRESS`) a local Ray instance starts, bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import socket
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class RayLaunch:
+    """How to run under Ray.
+
+    **Attributes:**
+
+    - `address`: Ray address; None uses `RAY_ADDRESS`, else starts a local loopback instance.
+    - `workers`: worker processes (one per host in a real cluster).
+    - `devices_per_worker`: CPU devices each worker contributes (CPU runs).
+    - `cpus_per_worker`: Ray CPUs reserved per worker.
+    - `max_failures`: worker-group restarts allowed.
+    - `use_gpu`: one GPU per worker; Ray Train's backend sets up `jax.distributed`.
+    - `local_cpus`: CPUs of a locally started Ray instance.
+    - `object_store_mb`: object store of a locally started instance.
+    """
+
+    address: str | None = None
+    workers: int = 1
+    devices_per_worker: int = 1
+    cpus_per_worker: float = 1.0
+    max_failures: int = 2
+    use_gpu: bool = False
+    local_cpus: int | None = None
+    object_store_mb: int = 200
+
+
+def init_ray(launch: RayLaunch) -> bool:
+    """Connect to (or start) Ray. **Returns:** True if this call started a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = launch.address or os.environ.get("RAY_ADDRESS")
+    env = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        return False
+    cpus = launch.local_cpus or max(2, int(launch.workers * launch.cpus_per_worker) + 1)
+    ray.init(
+        address="local", num_cpus=cpus, object_store_memory=launch.object_store_mb * 2**20,
+        include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=env,
+    )
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _node_address() -> str:
+    """The address this Ray node was started with (127.0.0.1 for a loopback instance);
+    `ray.util.get_node_ip_address` would guess from the default route instead."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node["NodeID"] == node_id:
+            return node["NodeManagerAddress"]
+    return "127.0.0.1"
+
+
+def join_jax_distributed(devices_per_worker: int, use_gpu: bool) -> None:
+    """Inside a Ray Train worker, before any JAX array exists: make this process one process of a
+    `jax.distributed` run over the worker group (CPU only; Ray Train's backend does GPU/TPU)."""
+    import ray.train
+    from ray.train.collective import broadcast_from_rank_zero
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if use_gpu:
+        return
+    # an inherited emulated-device count (e.g. from a test driver) would fight jax_num_cpu_devices
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+    import jax
+
+    if world == 1:
+        jax.config.update("jax_platforms", "cpu")
+        jax.config.update("jax_num_cpu_devices", int(devices_per_worker))
+        return
+    from distthrml.sharding.distributed import initialize_cpu
+
+    coordinator = None
+    if rank == 0:
+        host = _node_address()
+        coordinator = f"{host}:{_free_port(host)}"
+    # a fresh port for every (re)start of the group: a dead group's port may still be taken
+    coordinator = broadcast_from_rank_zero(coordinator)
+    initialize_cpu(coordinator, world, rank, devices_per_worker)
+
+
+def global_mesh():
+    """The `("chains", "graph")` mesh over every process's devices, all on `graph`. Built with
+    `Mesh` (Auto axes): `jax.make_mesh` now defaults to Explicit axes, which the sharded engine's
+    `shard_map` under `jax.jit` rejects for unsharded intermediate values."""
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(jax.devices()).reshape(1, -1), ("chains", "graph"))
+
+
+def _pid_file(workdir: str, rank: int) -> pathlib.Path:
+    return pathlib.Path(workdir) / f"ray-worker-{rank}.pid"
+
+
+def train_loop(loop_config: dict) -> None:
+    """The Ray Train worker loop of `distthrml train`."""
+    import logging
+
+    import ray.train
+
+    join_jax_distributed(loop_config["devices_per_worker"], loop_config["use_gpu"])
+    import jax
+
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
+
+    from cluster.train.config import config_from_dict
+    from cluster.train.run import train
+
+    rank = ray.train.get_context().get_world_rank()
+    workdir = loop_config["workdir"]
+    pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+    # operators (and the fault-tolerance test) find the worker processes here
+    _pid_file(workdir, rank).write_text(str(os.getpid()))
+    config = config_from_dict(loop_config["config"])
+    mesh = None
+    if jax.process_count() > 1:
+        mesh = global_mesh()
+
+    def report(step: int, directory, row: dict) -> None:
+        metrics = {k: float(v) for k, v in row.items() if v is not None}
+        metrics["step"] = step
+        checkpoint = ray.train.Checkpoint.from_directory(str(directory)) if directory is not None else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            train(config, workdir, force=False, resume_from=directory, on_checkpoint=report, mesh=mesh)
+    else:
+        train(config, workdir, force=loop_config["force"], on_checkpoint=report, mesh=mesh)
+
+
+def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, force: bool = False,
+                    loop: Callable = train_loop):
+    """Run `distthrml train` as a Ray Train job and wait for it.
+
+    **Arguments:**
+
+    - `config`: the validated training config.
+    - `workdir`: shared outputs folder (checkpoints, metrics, plots; Ray's run records under `ray/`).
+    - `launch`: the Ray settings.
+    - `force`: as `distthrml train --force`.
+    - `loop`: the worker loop (the default trains).
+
+    **Returns:** the `ray.train.Result`.
+    """
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig
+    from ray.train.v2.api.config import RunConfig, ScalingConfig
+    from ray.train.v2.jax import JaxTrainer
+
+    workdir = pathlib.Path(workdir).absolute()
+    started = init_ray(launch)
+    try:
+        resources = {"CPU": launch.cpus_per_worker}
+        if launch.use_gpu:
+            resources["GPU"] = 1
+        trainer = JaxTrainer(
+            loop,
+            train_loop_config={
+                "config": config.to_dict(), "workdir": str(workdir), "force": force,
+                "devices_per_worker": launch.devices_per_worker, "use_gpu": launch.use_gpu,
+            },
+            scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources),
+            run_config=RunConfig(
+                name="distthrml-train", storage_path=str(workdir / "ray"),
+                failure_config=FailureConfig(max_failures=launch.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_last),
+                worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}},
+            ),
+        )
+        return trainer.fit()
+    finally:
+        if started:
+            ray.shutdown()

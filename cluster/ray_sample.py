@@ -1,0 +1,106 @@
+"""A sharded sampling run launched over Ray Train: every worker runs the same sharded program on
+a mesh spanning all workers' devices; rank 0's samples come back to the driver as the loop's
+return value."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .ray_launch import RayLaunch, global_mesh, init_ray, join_jax_distributed
+
+
+@dataclasses.dataclass(frozen=True)
+class LatticeJob:
+    """A periodic Ising lattice to sample. **Attributes:** `rows`, `cols`, `beta`, `chains`,
+    `warmup`, `samples`, `steps_per_sample`, `seed`."""
+
+    rows: int = 16
+    cols: int = 16
+    beta: float = 0.4
+    chains: int = 4
+    warmup: int = 4
+    samples: int = 5
+    steps_per_sample: int = 2
+    seed: int = 0
+
+
+def build_lattice(job: LatticeJob):
+    """The program, initial states, keys, observed blocks and schedule of `job` (deterministic)."""
+    import jax
+    import jax.numpy as jnp
+
+    import distthrml as dt
+    from distthrml.models import IsingEBM, IsingSamplingProgram
+    from partition.generators import checkerboard_colors, torus_edges
+
+    n = job.rows * job.cols
+    edges, colors = torus_edges(job.rows, job.cols), checkerboard_colors(job.rows, job.cols)
+    nodes = dt.make_block(dt.SpinNode, n)
+    rng = np.random.default_rng(job.seed)
+    model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.asarray(0.1 * rng.normal(size=n), jnp.float32),
+                     jnp.asarray(1 + 0.1 * rng.normal(size=len(edges)), jnp.float32), jnp.array(job.beta, jnp.float32))
+    blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
+    init = [jax.random.bernoulli(jax.random.key(job.seed + 1 + i), 0.5, (job.chains, len(b))) for i, b in enumerate(blocks)]
+    keys = jax.random.split(jax.random.key(job.seed), job.chains)
+    schedule = dt.SamplingSchedule(job.warmup, job.samples, job.steps_per_sample)
+    return IsingSamplingProgram(model, blocks, []), init, keys, [nodes], schedule
+
+
+def sample_sharded(job: LatticeJob, mesh=None) -> np.ndarray:
+    """Sample `job` sharded over all devices (of all processes) with METIS; `[chains, samples, nodes]`."""
+    import jax
+
+    import distthrml as dt
+    from jax.sharding import Mesh
+
+    program, init, keys, nodes, schedule = build_lattice(job)
+    if mesh is None:
+        mesh = Mesh(np.array(jax.devices()).reshape(1, -1), ("chains", "graph"))
+    sharded = dt.shard_program(program, mesh.shape["graph"], mesh)
+    return np.asarray(dt.sample_states(keys, sharded, schedule, init, [], nodes)[0])
+
+
+def sample_loop(loop_config: dict):
+    """Ray Train worker loop: join the run, sample, return rank 0's samples and the layout."""
+    join_jax_distributed(loop_config["devices_per_worker"], loop_config["use_gpu"])
+    import jax
+
+    mesh = global_mesh()
+    samples = sample_sharded(LatticeJob(**loop_config["job"]), mesh)
+    if jax.process_index() == 0:
+        return {"samples": samples, "processes": jax.process_count(), "devices": jax.device_count()}
+    return None
+
+
+def launch_sampling(job: LatticeJob, launch: RayLaunch, storage: str) -> dict:
+    """Sample `job` as a Ray Train run of `launch.workers` processes; returns rank 0's result.
+
+    **Arguments:**
+
+    - `job`: the lattice and schedule.
+    - `launch`: the Ray settings.
+    - `storage`: Ray Train's storage folder (absolute).
+    """
+    import ray
+    from ray.train import FailureConfig
+    from ray.train.v2.api.config import RunConfig, ScalingConfig
+    from ray.train.v2.jax import JaxTrainer
+
+    started = init_ray(launch)
+    try:
+        trainer = JaxTrainer(
+            sample_loop,
+            train_loop_config={"job": dataclasses.asdict(job), "devices_per_worker": launch.devices_per_worker,
+                               "use_gpu": launch.use_gpu},
+            scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu,
+                                         resources_per_worker={"CPU": launch.cpus_per_worker}),
+            run_config=RunConfig(name="distthrml-sample", storage_path=storage,
+                                 failure_config=FailureConfig(max_failures=0),
+                                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}}),
+        )
+        return trainer.fit().return_value
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,181 @@
+"""Orbax checkpoints of a training run: one directory per step, saved atomically, the last K kept.
+
+Each step directory holds two Orbax items: `state` (parameters, optimizer state, persistent
+chains, RNG key: a pytree of arrays) and `meta` (JSON: step, data position, config, and a SHA-256
+of the state's bytes). Orbax writes into a temporary directory and renames it when complete, so
+a crash mid-save leaves no step directory that lists as finished; the checksum catches a finished
+directory damaged afterwards (truncated or edited files), and restore then falls back to the
+previous step with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import shutil
+import warnings
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from distthrml.errors import DistThrmlError
+
+
+class CheckpointError(DistThrmlError):
+    """A checkpoint could not be written or none could be read."""
+
+
+def tree_checksum(tree) -> str:
+    """SHA-256 over the leaves' dtypes, shapes and bytes, in tree order."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _restore_args(target) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+
+
+def read_checkpoint_dir(path: str | pathlib.Path, target) -> tuple[dict, dict]:
+    """Read one step directory (of this store, or a copy of one, e.g. a Ray Train checkpoint).
+
+    **Arguments:**
+
+    - `path`: the step directory.
+    - `target`: a pytree of arrays with the state's structure, shapes and dtypes.
+
+    **Returns:** `(state, meta)` with numpy leaves; raises `CheckpointError` if unreadable or if
+    the state does not match its recorded checksum.
+    """
+    path = pathlib.Path(path)
+    try:
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+            out = ckptr.restore(path, args=_restore_args(target))
+        state, meta = jax.tree.map(np.asarray, out["state"]), out["meta"]
+    except Exception as err:  # Orbax raises many types for damaged files
+        raise CheckpointError(f"checkpoint {path} is unreadable: {type(err).__name__}: {err}") from err
+    if not isinstance(meta, dict) or meta.get("checksum") != tree_checksum(state):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its state does not match the recorded checksum")
+    return state, meta
+
+
+class CheckpointStore:
+    """The `checkpoints/` folder of a workdir.
+
+    **Arguments:**
+
+    - `directory`: where step directories go.
+    - `keep_last`: how many of the latest checkpoints to keep.
+    """
+
+    def __init__(self, directory: str | pathlib.Path, keep_last: int):
+        self.directory = pathlib.Path(directory).absolute()
+        # created here: Orbax refuses create=True when only some processes take part
+        self.directory.mkdir(parents=True, exist_ok=True)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep_last,
+            create=False,
+            # synchronous: "saved" must mean on disk before training continues or the process exits
+            enable_async_checkpointing=False,
+            cleanup_tmp_directories=True,
+            # only this process writes; in multi-process runs the caller saves from process 0
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(),
+                active_processes={jax.process_index()} if jax.process_count() > 1 else None,
+            ),
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        """Finished checkpoints' steps, ascending (unfinished temporary directories never count)."""
+        return sorted(self.manager.all_steps())
+
+    def step_dir(self, step: int) -> pathlib.Path:
+        return self.directory / str(step)
+
+    def latest_meta(self) -> dict | None:
+        """The newest readable `meta` item (for the config check), or None."""
+        for step in reversed(self.steps()):
+            try:
+                return json.loads((self.step_dir(step) / "meta" / "metadata").read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def save(self, step: int, state, meta: dict) -> pathlib.Path:
+        """Save `state` (a pytree of arrays) and `meta` as checkpoint `step`; atomic.
+
+        **Arguments:**
+
+        - `step`: the number of finished training steps.
+        - `state`: parameters, optimizer state, chains, key (numpy or jax arrays).
+        - `meta`: JSON-able metadata; a checksum of `state` is added.
+        """
+        state = jax.tree.map(np.asarray, state)
+        meta = dict(meta, checksum=tree_checksum(state))
+        previous = self.steps()
+        try:
+            self.manager.save(
+                step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True
+            )
+            self.manager.wait_until_finished()
+        except Exception as err:
+            kept = f"the previous checkpoint (step {previous[-1]}) is intact" if previous else "no earlier checkpoint exists"
+            raise CheckpointError(f"saving checkpoint step {step} in {self.directory} failed ({type(err).__name__}: {err}); {kept}") from err
+        return self.step_dir(step)
+
+    def restore_latest(self, target) -> tuple[dict, dict] | None:
+        """The newest checkpoint that reads back and matches its checksum; older ones are tried
+        (with a warning naming the skipped one) when the newest is damaged, and the damaged ones are
+        moved to `corrupt-checkpoints/` beside this folder. None if there is none.
+
+        **Arguments:**
+
+        - `target`: a pytree with the state's structure, shapes and dtypes.
+        """
+        steps = self.steps()
+        for step in reversed(steps):
+            try:
+                restored = read_checkpoint_dir(self.step_dir(step), target)
+            except CheckpointError as err:
+                warnings.warn(f"skipping checkpoint step {step}: {err}", stacklevel=2)
+                continue
+            self._quarantine([s for s in steps if s > step])
+            return restored
+        if steps:
+            raise CheckpointError(f"no readable checkpoint in {self.directory} (tried steps {steps})")
+        return None
+
+    def _quarantine(self, steps: list[int]) -> None:
+        # damaged checkpoints move out of the way (the run will write these steps again), kept for inspection
+        if not steps:
+            return
+        dest = self.directory.parent / "corrupt-checkpoints"
+        dest.mkdir(exist_ok=True)
+        for step in steps:
+            n = 0
+            while (dest / f"{step}-{n}").exists():
+                n += 1
+            shutil.move(str(self.step_dir(step)), str(dest / f"{step}-{n}"))
+        self.manager.reload()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def move_aside(workdir: pathlib.Path, names: list[str]) -> pathlib.Path:
+    """Move earlier outputs of a workdir into `workdir/replaced-N/` (nothing is deleted)."""
+    n = 0
+    while (workdir / f"replaced-{n}").exists():
+        n += 1
+    dest = workdir / f"replaced-{n}"
+    dest.mkdir()
+    for name in names:
+        if (workdir / name).exists():
+            shutil.move(str(workdir / name), str(dest / name))
+    return dest

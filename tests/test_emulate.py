@@ -1,0 +1,227 @@
+"""Many-chip emulation (cluster/emulate): traffic counts, projection formulas, config errors,
+and emulated samples identical to unsharded ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import distthrml as dt
+from cluster.emulate import config as C
+from cluster.emulate import run as R
+from cluster.emulate.placement import place_parts, placement_cost
+from cluster.emulate.projection import project
+from cluster.emulate.topology import build_topology
+from cluster.emulate.traffic import Traffic
+
+
+def _raw(**over) -> dict:
+    raw = {
+        "model": {"kind": "ising2d", "rows": 32, "cols": 16, "beta": 0.3},
+        "chips": {"capacity": 128, "time_per_color_step": 1e-8},
+        "links": {"topology": "ring", "count": 4, "bandwidth": 1e9, "latency": 1e-7, "state_bits": 1},
+        "energy": {"per_flip": 2e-15, "per_bit": 1e-12},
+        "mapping": {"method": "contiguous", "placement": "identity"},
+        "run": {"chains": 2, "warmup": 2, "samples": 3, "steps_per_sample": 2, "seed": 3},
+    }
+    for section, fields in over.items():
+        raw[section] = {**raw.get(section, {}), **fields} if fields is not None else None
+    return raw
+
+
+def _config(**over) -> C.EmulateConfig:
+    return C.parse_emulate_config(_raw(**over))
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("placement", ["identity", "greedy_swap"])
+def test_strip_traffic_equals_analytical_cut(placement):
+    # a 32x16 torus cut into 4 horizontal strips of 8 rows: strips form a ring, and each strip
+    # boundary carries one row (`cols` spins) each way per sweep, half of it in each colour step
+    cols, k = 16, 4  # 32 rows: strips of 8
+    config = _config(mapping={"placement": placement})
+    model = R.build(config)
+    topo = build_topology(config.links)
+    mp = R.map_model(model, config, topo, k, partition=_strips(model, k))
+    expected = np.zeros((k, k), np.int64)
+    for p in range(k):
+        expected[p, (p + 1) % k] = expected[p, (p - 1) % k] = cols
+    np.testing.assert_array_equal(mp.traffic.states.sum(axis=0), expected)
+    np.testing.assert_array_equal(mp.traffic.states, np.stack([expected // 2, expected // 2]))
+    assert mp.traffic.bytes_per_sweep == 2 * k * cols == mp.partition.report()["halo_bytes_per_sweep"]
+    # on a ring, neighbouring strips sit on neighbouring chips: every directed link carries one row
+    np.testing.assert_array_equal(mp.traffic.link_bits_per_sweep, np.full(2 * k, cols))
+    assert mp.placed_cost == 2 * k * cols and mp.traffic.max_hops.tolist() == [1, 1]
+
+
+def _strips(model, k: int):
+    # program indices run block by block (colour classes), not in node order: map them back
+    from partition import Partition
+
+    rows, cols = model.lattice
+    node_of_index = np.concatenate([np.asarray(b.ids) - np.asarray(model.nodes.ids).min() for b in model.blocks])
+    strip_of_node = np.arange(rows * cols) // cols // (rows // k)
+    return Partition(strip_of_node[node_of_index], k, dt.interaction_graph(model.program), method="custom")
+
+
+def test_multihop_routes_load_every_link_on_the_path():
+    # strips placed on a 1x4 mesh (a line): the 0<->3 wrap traffic crosses all three links
+    config = _config(links={"topology": "mesh2d", "shape": [1, 4], "count": None})
+    model = R.build(config)
+    mp = R.map_model(model, config, build_topology(config.links), 4, partition=_strips(model, 4))
+    per_link = dict(zip(mp.traffic.links, mp.traffic.link_bits_per_sweep.tolist()))
+    assert per_link == {(0, 1): 32, (1, 0): 32, (1, 2): 32, (2, 1): 32, (2, 3): 32, (3, 2): 32}
+    assert mp.traffic.max_hops.tolist() == [3, 3]
+    assert int(mp.traffic.bit_hops.sum()) == 6 * 16 + 2 * 16 * 3
+
+
+def test_greedy_swap_placement_finds_the_ring():
+    rng = np.random.default_rng(0)
+    k = 8
+    ring = np.zeros((k, k), np.int64)
+    for p in range(k):
+        ring[p, (p + 1) % k] = ring[p, (p - 1) % k] = 10
+    perm = rng.permutation(k)
+    traffic = ring[np.ix_(perm, perm)]  # parts shuffled
+    hops = build_topology(C.LinksConfig(topology="ring", count=k)).hops
+    placement = place_parts(traffic, hops)
+    assert len(set(placement.tolist())) == k
+    assert placement_cost(traffic, hops, placement) == traffic.sum()  # every message one hop
+    assert placement_cost(traffic, hops, np.arange(k)) > traffic.sum()
+
+
+def test_topologies():
+    mesh = build_topology(C.LinksConfig(topology="mesh2d", shape=[3, 4]))
+    torus = build_topology(C.LinksConfig(topology="torus2d", shape=[4, 4]))
+    assert mesh.hops[0, 11] == 5 and torus.hops[0, 15] == 2 and torus.hops.max() == 4
+    assert build_topology(C.LinksConfig(topology="all_to_all", count=5)).hops.max() == 1
+    explicit = build_topology(C.LinksConfig(topology="explicit", count=3, edges=[[0, 1], [1, 2]]))
+    assert explicit.routes[0, 2] == [(0, 1), (1, 2)]
+    with pytest.raises(ValueError, match="not connected"):
+        build_topology(C.LinksConfig(topology="explicit", count=4, edges=[[0, 1], [2, 3]]))
+
+
+# --- projection ------------------------------------------------------------------------------
+
+
+def _traffic() -> Traffic:
+    # two colour steps, two chips, one physical link (two directed links)
+    return Traffic(
+        steps=[[0], [1]], states=np.zeros((2, 2, 2), np.int64),
+        chip_bits=np.array([[[0, 300], [100, 0]], [[0, 0], [50, 0]]]),
+        links=[(0, 1), (1, 0)], link_bits=np.array([[300, 100], [0, 50]]),
+        max_hops=np.array([2, 1]), bit_hops=np.array([800, 50]),
+        step_nodes=np.array([[5, 7], [6, 2]]), bytes_per_sweep=0,
+    )
+
+
+def test_projection_follows_the_documented_formulas():
+    cfg = _config(chips={"time_per_color_step": 1e-8}, links={"bandwidth": 100.0, "latency": 0.5})
+    p = project(_traffic(), cfg)
+    # step 0: 1e-8 + 0.5*2 + 300/100 ; step 1: 1e-8 + 0.5*1 + 50/100
+    assert p["steps"][0]["step_s"] == pytest.approx(1e-8 + 1.0 + 3.0, rel=1e-12)
+    assert p["steps"][1]["step_s"] == pytest.approx(1e-8 + 0.5 + 0.5, rel=1e-12)
+    sweep = 2e-8 + 5.0
+    assert p["sweep_time_s"] == pytest.approx(sweep, rel=1e-12)
+    assert p["samples_per_s"] == pytest.approx(1 / sweep, rel=1e-12)
+    assert p["energy_per_sample_j"] == pytest.approx(2e-15 * 20 + 1e-12 * 850, rel=1e-12)
+    assert p["link_utilisation"] == pytest.approx([300 / (100 * sweep), 150 / (100 * sweep)], rel=1e-12)
+    per_node = project(_traffic(), C.with_overrides(cfg, chips={"time_per_color_step": None, "time_per_node": 1e-3}))
+    assert per_node["compute_s"] == pytest.approx(1e-3 * (7 + 6), rel=1e-12)
+
+
+def test_halving_bandwidth_adds_the_bandwidth_term():
+    cfg = _config(links={"bandwidth": 100.0, "latency": 0.5})
+    full, half = project(_traffic(), cfg), project(_traffic(), C.with_overrides(cfg, links={"bandwidth": 50.0}))
+    # T(B/2) - T(B) = sum_s max_link bits_s / B
+    assert half["sweep_time_s"] - full["sweep_time_s"] == pytest.approx((300 + 50) / 100.0, rel=1e-12)
+    assert half["bandwidth_term_s"] == pytest.approx(2 * full["bandwidth_term_s"], rel=1e-12)
+    assert half["compute_s"] == full["compute_s"] and half["energy_per_sample_j"] == full["energy_per_sample_j"]
+
+
+# --- config errors ---------------------------------------------------------------------------
+
+
+def test_capacity_violations_are_rejected():
+    config = _config(chips={"capacity": 100})  # 512 nodes > 4 chips x 100
+    model = R.build(config)
+    with pytest.raises(C.EmulateConfigError, match=r"chips.capacity: the model's 512 nodes do not fit on 4 chips"):
+        R.resolve_parts(config, model.n_nodes)
+    tight = _config(mapping={"parts": 3})  # 3 x 128 < 512
+    with pytest.raises(C.EmulateConfigError, match=r"3 parts of at most 128 variables hold 384 < 512"):
+        R.resolve_parts(tight, model.n_nodes)
+    with pytest.raises(C.EmulateConfigError, match=r"mapping.parts=5 exceeds the 4 chips"):
+        _config(mapping={"parts": 5})
+
+
+def test_unknown_and_bad_keys_are_named(tmp_path):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    raw = _raw(links={"bandwith": 1e9})
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(C.EmulateConfigError, match=r"bad.yaml: unknown key\(s\) \['links.bandwith'\]"):
+        C.load_emulate_config(path)
+    with pytest.raises(C.EmulateConfigError, match="unknown section"):
+        C.parse_emulate_config({**_raw(), "chip": {}})
+    with pytest.raises(C.EmulateConfigError, match="exactly one of time_per_color_step, time_per_node"):
+        _config(chips={"time_per_node": 1e-9})
+    with pytest.raises(C.EmulateConfigError, match=r"links.shape must be \[rows, cols\]"):
+        _config(links={"topology": "torus2d", "count": None})
+    with pytest.raises(C.EmulateConfigError, match=r"links.edges\[1\]"):
+        _config(links={"topology": "explicit", "edges": [[0, 1], [1, 9]]})
+    with pytest.raises(C.EmulateConfigError, match="links.bandwidth must be a positive number"):
+        _config(links={"bandwidth": 0})
+    assert _config(links={"bandwidth": "1.0e10"}).links.bandwidth == 1e10  # YAML 1.1's unsigned exponent
+    with pytest.raises(C.EmulateConfigError, match="model.rows"):
+        R.build(_config(model={"rows": -3}))
+
+
+# --- the emulated run ------------------------------------------------------------------------
+
+
+def test_emulated_samples_equal_unsharded_and_counts_match():
+    config = _config(mapping={"method": "metis", "placement": "greedy_swap"}, chips={"capacity": 140})
+    devices = jax.devices()[:4]
+    result = R.emulate(config, devices, echo=lambda *_: None)
+    run, mp = result["run"], result["mapping"]
+    assert mp.layout is run["sprog"].layout  # the counted plans are the executed ones
+    halo = mp.partition.report()["halo_bytes_per_sweep"]
+    assert mp.traffic.bytes_per_sweep == run["halo_bytes_per_sweep"] == halo > 0
+    # shard p runs on the device of its chip
+    mesh_devices = list(run["sprog"].mesh.devices.ravel())
+    assert mesh_devices == [devices[int(c)] for c in mp.placement]
+    program, nodes = result["model"].program, result["model"].nodes
+    unsharded = jax.vmap(lambda k, i: dt.sample_states(k, program, run["schedule"], i, [], [nodes])[0])(run["keys"], run["init"])
+    np.testing.assert_array_equal(run["samples"], np.asarray(unsharded))
+
+
+def test_cli_no_sample_writes_report(tmp_path):
+    import yaml
+
+    from distthrml.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_raw(sweep={"over": "parts", "values": [4]}, output={"dir": str(tmp_path / "o")})))
+    assert main(["emulate", str(path), "--no-sample", "--sweep", "bandwidth=5e8,1e9"]) == 0
+    import json
+
+    report = json.loads((tmp_path / "o" / "emulation.json").read_text())
+    rows = report["sweep"]["rows"]
+    assert rows[0]["sweep_time_s"] - rows[1]["sweep_time_s"] == pytest.approx(rows[1]["bandwidth_term_s"], rel=1e-9)
+    assert report["traffic"]["counted_equals_partition"] is True
+    for name in ("report.txt", "chip_map.png", "traffic_heatmap.png", "sweep.png"):
+        assert (tmp_path / "o" / name).is_file()
+    assert main(["emulate", str(path), "--no-sample", "--sweep", "parts=x"]) == 2
+
+
+def test_cli_parser_imports_no_cluster_code():
+    code = "import sys, distthrml.cli as c; c.build_parser(); print('cluster' in sys.modules, 'ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

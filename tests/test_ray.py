@@ -1,0 +1,148 @@
+"""Ray: a Ray Train (`JaxTrainer`) launch of 2 processes x 2 devices samples what 1 process x 4
+devices samples; training survives a SIGKILLed worker (FailureConfig restart, resume from the
+reported Orbax checkpoint) bit-identically; `ray job submit` against a real local head."""
+
+import copy
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+import pytest
+import yaml
+from jax.sharding import Mesh
+
+from cluster.ray_launch import RayLaunch, launch_training
+from cluster.ray_sample import LatticeJob, launch_sampling, sample_sharded
+from cluster.train.config import config_from_dict
+from cluster.train.run import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from test_train import assert_trees_equal, load_state, small  # noqa: E402
+
+LAUNCH = dict(cpus_per_worker=1, local_cpus=2, object_store_mb=200)
+
+
+def _no_ray_left():
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_ray_two_processes_by_two_devices_match_one_process_by_four(tmp_path):
+    job = LatticeJob()
+    out = launch_sampling(job, RayLaunch(workers=2, devices_per_worker=2, **LAUNCH), str(tmp_path / "ray"))
+    _no_ray_left()
+    assert (out["processes"], out["devices"]) == (2, 4)
+    one_process = sample_sharded(job, Mesh(np.array(jax.devices()[:4]).reshape(1, 4), ("chains", "graph")))
+    np.testing.assert_array_equal(out["samples"], one_process)
+
+
+@pytest.mark.slow
+def test_ray_train_survives_sigkill_of_a_worker(tmp_path):
+    raw = small(train={"steps": 300, "checkpoint_every": 20, "keep_last": 3})
+    config = config_from_dict(raw)
+    train(config, tmp_path / "local", echo=lambda *a: None)
+    workdir = tmp_path / "ray-run"
+    killed = []
+
+    def killer():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            pid_file = workdir / "ray-worker-0.pid"
+            if (workdir / "checkpoints" / "40").exists() and pid_file.exists():
+                pid = int(pid_file.read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = launch_training(config, workdir, RayLaunch(workers=1, max_failures=2, **LAUNCH))
+    thread.join()
+    _no_ray_left()
+    assert killed, "the worker was never killed"
+    assert result.error is None and result.metrics["step"] == 300
+    # the restarted worker is another process, and it resumed rather than restarting from 0
+    assert int((workdir / "ray-worker-0.pid").read_text()) != killed[0]
+    a, _ = load_state(tmp_path / "local", 300)
+    b, _ = load_state(workdir, 300)
+    assert_trees_equal(a, b)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A real `ray start --head` on 127.0.0.1, stopped (its process group only) afterwards."""
+    port, dashboard = _free_port(), _free_port()
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
+         "--num-cpus", "2", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats"],
+        stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")},
+    )
+    from ray.job_submission import JobSubmissionClient
+
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.monotonic() + 120
+    client = None
+    while time.monotonic() < deadline and client is None:
+        try:
+            client = JobSubmissionClient(address)
+        except Exception:
+            time.sleep(1)
+    try:
+        assert client is not None, (tmp_path / "head.log").read_text()
+        yield address, client
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops every process it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+@pytest.mark.slow
+def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
+    address, client = ray_head
+    config = tmp_path / "train.yaml"
+    raw = copy.deepcopy(yaml.safe_load((REPO / "configs" / "train_digits.yaml").read_text()))
+    raw["train"]["steps"] = 60
+    config.write_text(yaml.safe_dump(raw))
+    workdir = tmp_path / "job"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")}
+    subprocess.run(
+        ["ray", "job", "submit", "--address", address, "--submission-id", "distthrml-test", "--no-wait", "--",
+         "distthrml", "train", str(config), "--workdir", str(workdir)],
+        check=True, capture_output=True, env=env,
+    )
+    deadline = time.monotonic() + 400
+    status = None
+    while time.monotonic() < deadline:
+        status = str(client.get_job_status("distthrml-test"))
+        if status.endswith(("SUCCEEDED", "FAILED", "STOPPED")):
+            break
+        time.sleep(2)
+    logs = client.get_job_logs("distthrml-test")
+    assert status.endswith("SUCCEEDED"), logs[-3000:]
+    assert "ray train finished" in logs
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["steps"] == 60 and summary["heldout_pll_trained"] > summary["heldout_pll_untrained"]
+    assert (workdir / "checkpoints" / "60").is_dir() and (workdir / "metrics.csv").is_file()
+    assert (workdir / "ray" / "distthrml-train").is_dir()  # Ray Train's records of the run
