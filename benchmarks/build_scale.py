@@ -4,6 +4,7 @@
     python benchmarks/build_scale.py --nodes 1000000 --json --library thrml     # thrml 0.1.4's object API
     python benchmarks/build_scale.py --nodes 1000000 --json --api object        # distthrml's object API
     python benchmarks/build_scale.py --nodes 16000000 --json --sweeps 10        # also run sweeps
+    python benchmarks/build_scale.py --nodes 1000000 --json --sweeps 20 --chains 8   # vmapped chains
 
 Each run is its own process, so `peak_rss_bytes` is that build's peak (`rss_before_bytes` is
 the interpreter with its imports, before building).
@@ -81,16 +82,19 @@ def program_bytes(program) -> int:
     return int(sum(x.nbytes for x in jax.tree.leaves(program) if hasattr(x, "nbytes")))
 
 
-def run_sweeps(library: str, program, blocks, n_sweeps: int) -> float:
-    """Seconds per sweep of one chain, compile excluded."""
+def run_sweeps(library: str, program, blocks, n_sweeps: int, chains: int) -> float:
+    """Seconds per sweep of `chains` chains (`jax.vmap` when more than one), compile excluded."""
     lib = __import__(library)
-    init = [jnp.zeros(len(b), dtype=jnp.bool_) for b in blocks]
+    batch = (chains,) if chains > 1 else ()
+    init = [jnp.zeros(batch + (len(b),), dtype=jnp.bool_) for b in blocks]
     schedule = lib.SamplingSchedule(n_sweeps, 1, 1)
     observe = [blocks[0][np.arange(1)]] if library == "distthrml" else [lib.Block(blocks[0].nodes[:1])]
-    run = jax.jit(lambda k: lib.sample_states(k, program, schedule, init, [], observe))
-    jax.block_until_ready(run(jax.random.key(0)))
+    one = lambda k, i: lib.sample_states(k, program, schedule, i, [], observe)  # noqa: E731
+    run = jax.jit(jax.vmap(one) if chains > 1 else one)
+    keys = lambda seed: jax.random.split(jax.random.key(seed), chains) if chains > 1 else jax.random.key(seed)  # noqa: E731
+    jax.block_until_ready(run(keys(0), init))
     start = time.perf_counter()
-    jax.block_until_ready(run(jax.random.key(1)))
+    jax.block_until_ready(run(keys(1), init))
     return (time.perf_counter() - start) / n_sweeps
 
 
@@ -100,7 +104,8 @@ def main(argv=None) -> int:
     parser.add_argument("--library", choices=["distthrml", "thrml"], default="distthrml")
     parser.add_argument("--api", choices=["array", "object"], default="array", help="distthrml construction path")
     parser.add_argument("--beta", type=float, default=0.3)
-    parser.add_argument("--sweeps", type=int, default=0, help="also time this many sweeps of one chain")
+    parser.add_argument("--sweeps", type=int, default=0, help="also time this many sweeps")
+    parser.add_argument("--chains", type=int, default=1, help="chains for --sweeps (more than one: jax.vmap)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (default: a readable line)")
     args = parser.parse_args(argv)
 
@@ -129,16 +134,20 @@ def main(argv=None) -> int:
         "peak_rss_bytes": peak,
         "rss_before_bytes": rss_before,
         "build_bytes_per_node": round((peak - rss_before) / (rows * cols), 1),
+        "build_bytes_per_edge": round((peak - rss_before) / n_edges, 1),
         "program_bytes": program_bytes(program),
+        "program_bytes_per_node": round(program_bytes(program) / (rows * cols), 1),
         "program_bytes_per_edge": round(program_bytes(program) / n_edges, 1),
         "machine": f"{platform.machine()} {jax.devices()[0].platform} x{len(jax.devices())}",
         "python": platform.python_version(),
         "jax": jax.__version__,
     }
     if args.sweeps:
-        seconds = run_sweeps(args.library, program, blocks, args.sweeps)
+        seconds = run_sweeps(args.library, program, blocks, args.sweeps, args.chains)
+        record["chains"] = args.chains
+        record["sweeps"] = args.sweeps
         record["sweep_seconds"] = round(seconds, 4)
-        record["flips_per_ns"] = round(rows * cols / seconds / 1e9, 5)
+        record["flips_per_ns"] = round(args.chains * rows * cols / seconds / 1e9, 5)
         record["peak_rss_bytes"] = peak_rss_bytes()
     if args.json:
         print(json.dumps(record), flush=True)

@@ -27,6 +27,7 @@ from .lowering import check_simultaneous_updates, lower_interaction_groups
 from .observers import AbstractObserver, ObserveCarry, StateObserver
 from .pgm import DEFAULT_NODE_SHAPE_DTYPES, AbstractNode
 from . import node_rng
+from .kernels import make_run_sweeps
 
 SuperBlock: TypeAlias = tuple[Block, ...] | Block
 _SD: TypeAlias = Mapping[Type[AbstractNode], PyTree[jax.ShapeDtypeStruct]]
@@ -358,7 +359,7 @@ def sample_blocks(
     return global_to_block_states(program, global_state)[0], sampler_state
 
 
-def run_chain(key, schedule: SamplingSchedule, sweep, observe, state, sampler_states, carry):
+def run_chain(key, schedule: SamplingSchedule, sweep, observe, state, sampler_states, carry, *, run_sweeps=None):
     """The sampling schedule, shared by the unsharded and the sharded engines: `n_warmup` sweeps,
     an observation, then `n_samples - 1` times `steps_per_sample` sweeps and an observation.
     Sweep t uses the key `fold_in(key, t)`.
@@ -370,11 +371,16 @@ def run_chain(key, schedule: SamplingSchedule, sweep, observe, state, sampler_st
     - `sweep`: `(sweep_key, state, sampler_states) -> (state, sampler_states)`.
     - `observe`: `(state, carry, iteration) -> (carry, observation)`.
     - `state`, `sampler_states`, `carry`: the initial chain state, sampler states and observer carry.
+    - `run_sweeps`: optional `(key, first_step, n_sweeps, state, sampler_states) -> (state,
+        sampler_states)` running sweeps `first_step ..` at once (the unsharded engine's batched
+        kernel, `distthrml.kernels`); by default a scan of `sweep`.
     """
 
     def run(first_step, n_sweeps: int, state, sampler_states):
         if n_sweeps == 0:
             return state, sampler_states
+        if run_sweeps is not None:
+            return run_sweeps(key, jnp.asarray(first_step, jnp.int32), n_sweeps, state, sampler_states)
 
         def body(c, step):
             return sweep(node_rng.step_key(key, step), *c), None
@@ -448,6 +454,7 @@ def sample_with_observation(
         global_state,
         [s.init() for s in program.samplers],
         observation_carry_init,
+        run_sweeps=make_run_sweeps(program, _sweep),
     )
 
 

@@ -11,12 +11,12 @@ how nodes are grouped.
 from __future__ import annotations
 
 import abc
-from typing import TypeVar
+from typing import Any, Callable, TypeVar
 
 import equinox as eqx
 import jax
 from jax import numpy as jnp
-from jaxtyping import Array, Int, Key, PyTree, Shaped
+from jaxtyping import Array, Bool, Float, Int, Key, PyTree, Shaped, UInt32
 
 from . import node_rng
 
@@ -77,6 +77,47 @@ class AbstractConditionalSampler(eqx.Module):
         """The sampler state before the first update (None by default)."""
         return None
 
+    def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
+        """Whether `sample_chains` handles these interactions (False by default: the engine then
+        batches chains with `jax.vmap` of `sample_per_node`)."""
+        return False
+
+    def chains_tables(self, interactions: list[PyTree], active_flags: list[Array]) -> tuple[list[PyTree], list]:
+        """Loop-invariant preprocessing of a block's tables for `sample_chains`, done once per run
+        of sweeps rather than per sweep (identity by default).
+
+        **Arguments:** the block's `interactions` and `active_flags`.
+
+        **Returns:** the `(interactions, active_flags)` that `sample_chains` receives.
+        """
+        return interactions, active_flags
+
+    def sample_chains(
+        self,
+        k0: UInt32[Array, "1 chains"],
+        k1: UInt32[Array, "1 chains"],
+        node_index: Int[Array, " n"],
+        interactions: list[PyTree],
+        active_flags: list[Array],
+        column: Callable[[int, Any], list[_State]],
+        sampler_state: _SamplerState,
+        output_sd: PyTree[jax.ShapeDtypeStruct],
+    ) -> tuple[_State, _SamplerState]:
+        """The update of a block in every chain at once, in the chains-innermost layout of
+        `distthrml.kernels`; must equal `sample_per_node` under `jax.vmap` bit for bit.
+
+        **Arguments:**
+
+        - `k0`, `k1`: every chain's key words of this sweep (`node_rng.key_words`), `[1, chains]`.
+        - `node_index`: program indices of the n nodes.
+        - `interactions`, `active_flags`: as in `sample`, after `chains_tables`.
+        - `column`: `column(i, j)` gives, for interaction i and slot j (an int or a traced int),
+            the tail states `[n, chains, ...]` of slot j of every node (one per tail block).
+        - `sampler_state`: this sampler's carried state.
+        - `output_sd`: shape/dtype of the new state, `[n, chains, ...]`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no chains-innermost kernel")
+
 
 class AbstractParametricConditionalSampler(AbstractConditionalSampler):
     """A sampler that first computes a distribution's parameters, then samples from it."""
@@ -135,9 +176,13 @@ class BernoulliConditional(AbstractParametricConditionalSampler):
         return jax.random.bernoulli(key, jax.nn.sigmoid(2 * parameters)), sampler_state
 
     def sample_given_parameters_per_node(self, key, node_index, parameters, sampler_state, output_sd):
-        u = node_rng.uniform(key, node_index)
-        p_up = jax.nn.sigmoid(2 * parameters).astype(jnp.float32)
-        return u < p_up, sampler_state
+        return bernoulli_draw(node_rng.uniform(key, node_index), parameters), sampler_state
+
+
+def bernoulli_draw(u: Float[Array, "..."], gamma: Float[Array, "..."]) -> Bool[Array, "..."]:
+    r"""True (spin +1) with probability $\sigma(2\gamma)$, given 24-bit uniforms `u` of the same shape.
+    Shared by the per-node and the batched kernels so that both round identically."""
+    return u < jax.nn.sigmoid(2 * gamma).astype(jnp.float32)
 
 
 def _check_categories(n_categories: int, dtype) -> None:
@@ -157,11 +202,17 @@ class SoftmaxConditional(AbstractParametricConditionalSampler):
         return jax.random.categorical(key, parameters, axis=-1).astype(output_sd.dtype), sampler_state
 
     def sample_given_parameters_per_node(self, key, node_index, parameters, sampler_state, output_sd):
-        # inverse-CDF sampling: one 24-bit uniform per node, whatever the number of categories
-        n_categories = parameters.shape[-1]
-        _check_categories(n_categories, output_sd.dtype)
-        probs = jax.nn.softmax(parameters.astype(jnp.float32), axis=-1)
-        cdf = jnp.cumsum(probs, axis=-1)
-        u = node_rng.uniform(key, node_index)[:, None] * cdf[:, -1:]
-        choice = jnp.sum((cdf <= u).astype(jnp.int32), axis=-1)
-        return jnp.minimum(choice, n_categories - 1).astype(output_sd.dtype), sampler_state
+        _check_categories(parameters.shape[-1], output_sd.dtype)
+        return categorical_draw(node_rng.uniform(key, node_index), parameters, output_sd.dtype), sampler_state
+
+
+def categorical_draw(u: Float[Array, "..."], theta: Float[Array, "... K"], dtype) -> Array:
+    r"""Category k with probability $\propto e^{\theta_k}$ by inverse-CDF sampling, one 24-bit uniform
+    per draw (`u` has `theta`'s shape without its last axis). Shared by the per-node and the
+    batched kernels."""
+    n_categories = theta.shape[-1]
+    probs = jax.nn.softmax(theta.astype(jnp.float32), axis=-1)
+    cdf = jnp.cumsum(probs, axis=-1)
+    threshold = u[..., None] * cdf[..., -1:]
+    choice = jnp.sum((cdf <= threshold).astype(jnp.int32), axis=-1)
+    return jnp.minimum(choice, n_categories - 1).astype(dtype)

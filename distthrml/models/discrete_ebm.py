@@ -1,4 +1,4 @@
-"""Discrete EBMs: factors over spin and categorical variables, and their Gibbs conditionals.
+r"""Discrete EBMs: factors over spin and categorical variables, and their Gibbs conditionals.
 
 A `DiscreteEBMFactor` adds terms $-s_1 \cdots s_M \, W[c_1, \ldots, c_N]$ to the energy
 (spins $s \in \{-1, 1\}$ stored as bool, categories $c$ as unsigned integers).
@@ -13,10 +13,12 @@ from jaxtyping import Array, Key, PyTree
 
 from .._arrays import array_module, host
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
-from ..conditional_samplers import BernoulliConditional, SoftmaxConditional
+from .. import node_rng
+from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories, bernoulli_draw, categorical_draw
 from ..errors import InteractionError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
+from ..kernels import UNROLL_SLOTS
 from .ebm import EBMFactor
 
 
@@ -64,7 +66,7 @@ def _split_tail_states(states: list, n_spin: int, where: str):
 
 
 class DiscreteEBMFactor(EBMFactor, WeightedFactor):
-    """A batch of energy terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$.
+    r"""A batch of energy terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$.
 
     No node may appear twice in one term (not checked, as in THRML).
 
@@ -148,7 +150,7 @@ class DiscreteEBMFactor(EBMFactor, WeightedFactor):
         return self._spin_head_group() + self._categorical_head_groups()
 
     def energy(self, global_state: list[Array], block_spec: BlockSpec) -> Array:
-        """The sum of this batch's terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$."""
+        r"""The sum of this batch's terms $-s_1 \cdots s_M W[c_1, \ldots, c_N]$."""
         spins = from_global_state(global_state, block_spec, self.spin_node_groups)
         cats = from_global_state(global_state, block_spec, self.categorical_node_groups)
         index = (jnp.arange(self.weights.shape[0]),) + tuple(c.astype(jnp.int32) for c in cats)
@@ -187,14 +189,14 @@ class SquareDiscreteEBMFactor(DiscreteEBMFactor):
 
 
 class SpinEBMFactor(SquareDiscreteEBMFactor):
-    """A discrete factor over spin variables only: terms $-W \, s_1 \cdots s_M$."""
+    r"""A discrete factor over spin variables only: terms $-W \, s_1 \cdots s_M$."""
 
     def __init__(self, node_groups: list[Block], weights: Array):
         super().__init__(node_groups, [], weights)
 
 
 class CategoricalEBMFactor(DiscreteEBMFactor):
-    """A discrete factor over categorical variables only: terms $-W[c_1, \ldots, c_N]$."""
+    r"""A discrete factor over categorical variables only: terms $-W[c_1, \ldots, c_N]$."""
 
     def __init__(self, node_groups: list[Block], weights: Array):
         super().__init__([], node_groups, weights)
@@ -214,6 +216,112 @@ def _unsupported(sampler, interaction) -> StateError:
     )
 
 
+def _slot(x: Array, j) -> Array:
+    """Slot j of `[n, k, ...]` (static or traced j)."""
+    if isinstance(j, int):
+        return jax.lax.index_in_dim(x, j, axis=1, keepdims=False)
+    return jax.lax.dynamic_index_in_dim(x, j, axis=1, keepdims=False)
+
+
+def _slot_term(interaction: DiscreteEBMInteraction, active: Array, tails: list, j, batch_ndim: int, head_categorical: bool):
+    r"""Slot j's contribution $s_1 \cdots s_M W[\ldots, c_1, \ldots, c_N]$ for every node, `[n, *batch(, K)]`."""
+    spins, cats = tails[: interaction.n_spin], tails[interaction.n_spin :]
+    w = _slot(interaction.weights, j)  # [n, (K_head,) K_1..K_N]
+    if head_categorical:
+        w = jnp.moveaxis(w, 1, -1)
+    n = w.shape[0]
+    lead = (n,) + (1,) * batch_ndim
+    if cats:
+        rows = jnp.arange(n, dtype=jnp.int32).reshape(lead)
+        w = w[(rows,) + tuple(c.astype(jnp.int32) for c in cats)]
+    else:
+        w = w.reshape(lead + w.shape[1:])
+    extra = (1,) if head_categorical else ()
+    if spins:
+        # the product of +-1 spins is -1 iff an odd number of them is -1 (False): a select, exact
+        negative = ~spins[0]
+        for s in spins[1:]:
+            negative = negative ^ ~s
+        w = jnp.where(negative.reshape(negative.shape + extra), -w, w)
+    if active is None:  # padding already holds zero weights (`_fold_padding`)
+        return w
+    on = _slot(active, j).reshape(lead + extra)
+    return jnp.where(on, w, jnp.zeros((), w.dtype))
+
+
+def discrete_field(
+    interactions: list[PyTree],
+    active_flags: list[Array],
+    column,
+    shape: tuple[int, ...],
+    default_dtype,
+    head_categorical: bool,
+    owner,
+) -> Array:
+    """The conditional's field: the sum over interactions and slots of `_slot_term`, added one
+    slot at a time in a fixed order (interaction by interaction, slot 0 first) so that the
+    per-node path (`[n]` tails) and the batched kernel (`[n, chains]` tails) round identically.
+
+    **Arguments:**
+
+    - `interactions`, `active_flags`: the block's interactions and masks, `[n, k, ...]`.
+    - `column`: `column(i, j)`, interaction i's tail states at slot j, `[n, *batch]` each.
+    - `shape`: the field's shape, `[n, *batch(, K)]`.
+    - `default_dtype`: its dtype when there are no interactions.
+    - `head_categorical`: whether the updated nodes are categorical (field has a trailing K axis).
+    - `owner`: the sampler, for error messages.
+    """
+    batch_ndim = len(shape) - 1 - int(head_categorical)
+    acc = None
+    for i, (interaction, active) in enumerate(zip(interactions, active_flags)):
+        if not isinstance(interaction, DiscreteEBMInteraction):
+            raise _unsupported(owner, interaction)
+        if acc is None:
+            acc = jnp.zeros(shape, interaction.weights.dtype)
+
+        def add(j, acc, i=i, interaction=interaction, active=active):
+            term = _slot_term(interaction, active, column(i, j), j, batch_ndim, head_categorical)
+            return acc + term.astype(acc.dtype)
+
+        k = interaction.weights.shape[1]
+        if k <= UNROLL_SLOTS:
+            for j in range(k):
+                acc = add(j, acc)
+        else:
+            acc = jax.lax.fori_loop(0, k, add, acc)
+    return jnp.zeros(shape, default_dtype) if acc is None else acc
+
+
+def _fold_padding(interactions: list[PyTree], active_flags: list[Array]) -> tuple[list[PyTree], list]:
+    """Zero the weights of padding slots, so the batched kernel needs no mask: a padding slot then
+    adds +-0, which leaves the field (and so the draw) exactly as the masked sum has it."""
+    out = []
+    for interaction, active in zip(interactions, active_flags):
+        if isinstance(interaction, DiscreteEBMInteraction):
+            w = interaction.weights
+            on = active.reshape(active.shape + (1,) * (w.ndim - 2))
+            interaction = DiscreteEBMInteraction(interaction.n_spin, jnp.where(on, w, jnp.zeros((), w.dtype)))
+        out.append(interaction)
+    return out, [None] * len(out)
+
+
+def _plain_columns(states: list[list]):
+    return lambda i, j: [_slot(s, j) for s in states[i]]
+
+
+def _check_tails(interactions, states) -> None:
+    for i, (interaction, state) in enumerate(zip(interactions, states)):
+        if isinstance(interaction, DiscreteEBMInteraction):
+            _split_tail_states(state, interaction.n_spin, f"interaction {i}")
+
+
+def _is_builtin(sampler, cls, names: tuple[str, ...]) -> bool:
+    return all(getattr(type(sampler), name) is getattr(cls, name) for name in names)
+
+
+_KERNEL_METHODS = ("compute_parameters", "sample_per_node", "sample_given_parameters_per_node")
+
+
 class SpinGibbsConditional(BernoulliConditional):
     r"""Gibbs update of spins under `DiscreteEBMInteraction`s:
     $\gamma = \sum_i s_1^i \cdots s_K^i \, W^i[x_1^i, \ldots, x_M^i]$, $P(s=1) = \sigma(2\gamma)$.
@@ -228,15 +336,24 @@ class SpinGibbsConditional(BernoulliConditional):
         sampler_state: None,
         output_sd: PyTree[jax.ShapeDtypeStruct],
     ) -> PyTree:
-        gamma = jnp.zeros(output_sd.shape)
-        for i, (interaction, active, state) in enumerate(zip(interactions, active_flags, states)):
-            if not isinstance(interaction, DiscreteEBMInteraction):
-                raise _unsupported(self, interaction)
-            spins, cats = _split_tail_states(state, interaction.n_spin, f"interaction {i}")
-            w = _gather_categories(interaction.weights, cats)
-            term = jnp.sum(w * active.astype(w.dtype) * _spin_signs(spins, w.dtype), axis=-1)
-            gamma = gamma.astype(term.dtype) + term if i == 0 else gamma + term.astype(gamma.dtype)
+        _check_tails(interactions, states)
+        gamma = discrete_field(
+            interactions, active_flags, _plain_columns(states), output_sd.shape, jnp.float32, False, self
+        )
         return gamma, sampler_state
+
+    def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
+        return _is_builtin(self, SpinGibbsConditional, _KERNEL_METHODS) and all(
+            isinstance(x, DiscreteEBMInteraction) for x in interactions
+        )
+
+    def chains_tables(self, interactions, active_flags):
+        return _fold_padding(interactions, active_flags)
+
+    def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
+        gamma = discrete_field(interactions, active_flags, column, output_sd.shape, jnp.float32, False, self)
+        u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
+        return bernoulli_draw(u, gamma), sampler_state
 
 
 class CategoricalGibbsConditional(SoftmaxConditional):
@@ -250,6 +367,14 @@ class CategoricalGibbsConditional(SoftmaxConditional):
 
     n_categories: int = eqx.field(static=True)
 
+    def _check_head(self, interactions) -> None:
+        for i, interaction in enumerate(interactions):
+            if isinstance(interaction, DiscreteEBMInteraction) and interaction.weights.shape[2] != self.n_categories:
+                raise InteractionError(
+                    f"CategoricalGibbsConditional(n_categories={self.n_categories}) got interaction {i} with "
+                    f"{interaction.weights.shape[2]} categories for the updated node."
+                )
+
     def compute_parameters(
         self,
         key: Key,
@@ -259,19 +384,26 @@ class CategoricalGibbsConditional(SoftmaxConditional):
         sampler_state: None,
         output_sd: PyTree[jax.ShapeDtypeStruct],
     ) -> PyTree:
-        theta = jnp.zeros((*output_sd.shape, self.n_categories))
-        for i, (interaction, active, state) in enumerate(zip(interactions, active_flags, states)):
-            if not isinstance(interaction, DiscreteEBMInteraction):
-                raise _unsupported(self, interaction)
-            spins, cats = _split_tail_states(state, interaction.n_spin, f"interaction {i}")
-            head_axis_last = jnp.moveaxis(interaction.weights, 2, -1)
-            if head_axis_last.shape[-1] != self.n_categories:
-                raise InteractionError(
-                    f"CategoricalGibbsConditional(n_categories={self.n_categories}) got interaction {i} with "
-                    f"{head_axis_last.shape[-1]} categories for the updated node."
-                )
-            w = _gather_categories(head_axis_last, cats)
-            scale = (active.astype(w.dtype) * _spin_signs(spins, w.dtype))[..., None]
-            term = jnp.sum(w * scale, axis=-2)
-            theta = theta.astype(term.dtype) + term if i == 0 else theta + term.astype(theta.dtype)
+        _check_tails(interactions, states)
+        self._check_head(interactions)
+        theta = discrete_field(
+            interactions, active_flags, _plain_columns(states), (*output_sd.shape, self.n_categories), jnp.float32, True, self
+        )
         return theta, sampler_state
+
+    def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
+        return _is_builtin(self, CategoricalGibbsConditional, _KERNEL_METHODS) and all(
+            isinstance(x, DiscreteEBMInteraction) for x in interactions
+        )
+
+    def chains_tables(self, interactions, active_flags):
+        return _fold_padding(interactions, active_flags)
+
+    def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
+        self._check_head(interactions)
+        _check_categories(self.n_categories, output_sd.dtype)
+        theta = discrete_field(
+            interactions, active_flags, column, (*output_sd.shape, self.n_categories), jnp.float32, True, self
+        )
+        u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
+        return categorical_draw(u, theta, output_sd.dtype), sampler_state

@@ -1,0 +1,208 @@
+"""Sweep throughput on one device: the same THRML-API programs through distthrml and thrml 0.1.4.
+
+Every program is built and run exactly as a THRML user writes it (node objects, `IsingEBM` +
+`IsingSamplingProgram` or `FactorSamplingProgram`, `jax.jit(jax.vmap(sample_states))` over
+chains), once per library, back to back in this process. Throughput is
+`chains * nodes * sweeps / elapsed ns`, timed after a compile/warm-up call, with
+`block_until_ready`.
+
+    python benchmarks/single_device.py                        # the two headline points
+    python benchmarks/single_device.py --suite curves --png benchmarks/results/single_device.png
+    python benchmarks/single_device.py --case torus:256:64 --case pegasus:14:256 --repeats 3
+
+Each case is `graph:size:chains` with graph one of torus (size = side), pegasus (size = m),
+rrg (random 3-regular graph, size = nodes), potts (4-state Potts torus, size = side). One JSON
+line per (case, library) goes to stdout (and `--jsonl`, appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+# benchmarks/partition.py would otherwise shadow the partition package
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from partition.coloring import greedy_color
+from partition.generators import checkerboard_colors, edges_to_csr, pegasus_edges, random_regular_edges, torus_edges
+
+HEADLINE = ["torus:256:64", "pegasus:14:256"]
+CURVES = [
+    "torus:64:1", "torus:64:16", "torus:128:16", "torus:256:8", "torus:256:64",
+    "pegasus:6:16", "pegasus:14:16", "pegasus:14:256",
+    "rrg:10000:4", "rrg:10000:64", "rrg:100000:16",
+    "potts:64:4", "potts:128:16", "potts:256:16",
+]
+POTTS_Q = 4
+
+
+def graph_of(kind: str, size: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(nodes, edges [E, 2], colors [N]) of a benchmark graph."""
+    if kind in ("torus", "potts"):
+        return size * size, torus_edges(size, size), checkerboard_colors(size, size)
+    edges = pegasus_edges(size) if kind == "pegasus" else random_regular_edges(size, 3, seed=0)
+    n = int(edges.max()) + 1
+    return n, edges, greedy_color(edges_to_csr(edges, n))
+
+
+def build(lib_name: str, kind: str, n: int, edges: np.ndarray, colors: np.ndarray):
+    """The program, its free blocks and the all-nodes block, built through the THRML API of `lib_name`."""
+    lib = __import__(lib_name)
+    models = __import__(f"{lib_name}.models", fromlist=["models"])
+    rng = np.random.default_rng(0)
+    blocks_ids = [np.flatnonzero(colors == c).tolist() for c in range(int(colors.max()) + 1)]
+    if kind == "potts":
+        nodes = [lib.CategoricalNode() for _ in range(n)]
+        weights = jnp.asarray(rng.normal(size=(len(edges), POTTS_Q, POTTS_Q)) * 0.3, jnp.float32)
+        factor = models.CategoricalEBMFactor(
+            [lib.Block([nodes[a] for a in edges[:, 0].tolist()]), lib.Block([nodes[b] for b in edges[:, 1].tolist()])],
+            weights,
+        )
+        blocks = [lib.Block([nodes[i] for i in ids]) for ids in blocks_ids]
+        spec = lib.BlockGibbsSpec(blocks, [], {lib.CategoricalNode: jax.ShapeDtypeStruct((), jnp.uint8)})
+        samplers = [models.CategoricalGibbsConditional(POTTS_Q) for _ in blocks]
+        program = lib.FactorSamplingProgram(spec, samplers, [factor], [])
+    else:
+        nodes = [lib.SpinNode() for _ in range(n)]
+        pairs = [(nodes[a], nodes[b]) for a, b in edges.tolist()]
+        signs = rng.choice([-1.0, 1.0], size=len(edges)) if kind != "torus" else np.ones(len(edges))
+        model = models.IsingEBM(
+            nodes, pairs, jnp.asarray(rng.normal(size=n) * 0.1, jnp.float32), jnp.asarray(signs, jnp.float32),
+            jnp.array(0.3, jnp.float32),
+        )
+        blocks = [lib.Block([nodes[i] for i in ids]) for ids in blocks_ids]
+        program = models.IsingSamplingProgram(model, blocks, [])
+    return program, blocks, lib.Block(nodes)
+
+
+def time_sweeps(lib_name: str, program, blocks, all_nodes, chains: int, sweeps: int, repeats: int, categorical: bool):
+    """Seconds of `sweeps` sweeps of `chains` chains (best of `repeats`), compile excluded."""
+    lib = __import__(lib_name)
+    schedule = lib.SamplingSchedule(n_warmup=sweeps, n_samples=1, steps_per_sample=1)
+
+    def init(key):
+        keys = jax.random.split(key, len(blocks))
+        if categorical:
+            return [jax.random.randint(k, (chains, len(b)), 0, POTTS_Q).astype(jnp.uint8) for k, b in zip(keys, blocks)]
+        return [jax.random.bernoulli(k, 0.5, (chains, len(b))) for k, b in zip(keys, blocks)]
+
+    def one_chain(key, state):
+        return lib.sample_states(key, program, schedule, state, [], [all_nodes])
+
+    run = jax.jit(jax.vmap(one_chain))
+    state = init(jax.random.key(1))
+    jax.block_until_ready(run(jax.random.split(jax.random.key(2), chains), state))  # compile + warm-up
+    best = float("inf")
+    for r in range(repeats):
+        keys = jax.random.split(jax.random.key(3 + r), chains)
+        start = time.perf_counter()
+        jax.block_until_ready(run(keys, state))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(case: str, libraries: list[str], sweeps: int, repeats: int, budget_s: float) -> list[dict]:
+    kind, size, chains = case.split(":")
+    size, chains = int(size), int(chains)
+    n, edges, colors = graph_of(kind, size)
+    out = []
+    for lib_name in libraries:
+        start = time.perf_counter()
+        program, blocks, all_nodes = build(lib_name, kind, n, edges, colors)
+        build_s = time.perf_counter() - start
+        # a short probe sizes the timed run so that slow points do not take minutes
+        probe = time_sweeps(lib_name, program, blocks, all_nodes, chains, 2, 1, kind == "potts")
+        n_sweeps = int(max(2, min(sweeps, budget_s / max(probe / 2, 1e-9))))
+        seconds = time_sweeps(lib_name, program, blocks, all_nodes, chains, n_sweeps, repeats, kind == "potts")
+        record = {
+            "benchmark": "single_device",
+            "case": case,
+            "graph": kind,
+            "size": size,
+            "library": lib_name,
+            "nodes": n,
+            "edges": int(len(edges)),
+            "colors": int(colors.max()) + 1,
+            "chains": chains,
+            "dof": chains * n,
+            "sweeps": n_sweeps,
+            "repeats": repeats,
+            "seconds": round(seconds, 5),
+            "flips_per_ns": round(chains * n * n_sweeps / seconds / 1e9, 5),
+            "build_seconds": round(build_s, 3),
+            "machine": f"{platform.machine()} {jax.devices()[0].platform} x{os.cpu_count()} cpus",
+            "jax": jax.__version__,
+        }
+        print(json.dumps(record), flush=True)
+        out.append(record)
+    return out
+
+
+def plot(records: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    markers = {"torus": "o", "pegasus": "s", "rrg": "^", "potts": "D"}
+    colors = {"distthrml": "tab:blue", "thrml": "tab:orange"}
+    for lib in sorted({r["library"] for r in records}):
+        for kind in markers:
+            pts = sorted((r["dof"], r["flips_per_ns"]) for r in records if r["library"] == lib and r["graph"] == kind)
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, marker=markers[kind], color=colors.get(lib), label=f"{lib} {kind}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parallel degrees of freedom (chains x nodes)")
+    ax.set_ylabel("flips / ns")
+    ax.set_title(f"Block Gibbs throughput, one device ({platform.machine()}, {os.cpu_count()} cpus)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["headline", "curves"], default="headline")
+    parser.add_argument("--case", action="append", help="graph:size:chains (repeatable; overrides --suite)")
+    parser.add_argument("--library", action="append", choices=["distthrml", "thrml"], help="default: both")
+    parser.add_argument("--sweeps", type=int, default=50, help="most sweeps per timed run")
+    parser.add_argument("--budget", type=float, default=4.0, help="target seconds per timed run")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--jsonl", help="append the JSON lines to this file")
+    parser.add_argument("--png", help="plot flips/ns against chains x nodes")
+    args = parser.parse_args(argv)
+
+    cases = args.case or (HEADLINE if args.suite == "headline" else CURVES)
+    libraries = args.library or ["distthrml", "thrml"]
+    records = []
+    for case in cases:
+        records += measure(case, libraries, args.sweeps, args.repeats, args.budget)
+    if args.jsonl:
+        with open(args.jsonl, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+    if args.png:
+        plot(records, args.png)
+    by_case: dict = {}
+    for r in records:
+        by_case.setdefault(r["case"], {})[r["library"]] = r["flips_per_ns"]
+    for case, v in by_case.items():
+        if "distthrml" in v and "thrml" in v:
+            print(f"# {case}: distthrml {v['distthrml']} / thrml {v['thrml']} flips/ns = {v['distthrml'] / v['thrml']:.2f}x", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

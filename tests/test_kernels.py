@@ -1,0 +1,94 @@
+"""The batched (chains-innermost) kernel samples bit for bit what the per-chain path samples."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import distthrml as dt
+from distthrml.kernels import UNROLL_SLOTS, _chains_ready
+from distthrml.models import IsingEBM, IsingSamplingProgram, SpinGibbsConditional, hinton_init
+from partition.generators import checkerboard_colors, grid_edges
+
+from test_sharded import CHAINS, SCHEDULE, _ising, _mixed, _potts
+
+
+def _star():
+    """A hub with more neighbours than UNROLL_SLOTS: the field's slot loop runs as a fori_loop."""
+    leaves = UNROLL_SLOTS + 8
+    nodes = dt.make_block(dt.SpinNode, leaves + 1)
+    hub, rest = nodes[np.arange(1)], nodes[np.arange(1, leaves + 1)]
+    rng = np.random.default_rng(4)
+    model = IsingEBM(
+        nodes, (hub[np.zeros(leaves, int)], rest), jnp.asarray(rng.normal(size=leaves + 1), jnp.float32),
+        jnp.asarray(rng.normal(size=leaves) * 0.3, jnp.float32), jnp.array(1.0),
+    )
+    blocks = [hub, rest]
+    return IsingSamplingProgram(model, blocks, []), hinton_init(jax.random.key(0), model, blocks, (CHAINS,)), [], [nodes]
+
+
+class _CustomSpin(SpinGibbsConditional):
+    """A subclass overriding compute_parameters: the engine must fall back to vmap of sample_per_node."""
+
+    def compute_parameters(self, key, interactions, active_flags, states, sampler_state, output_sd):
+        gamma, sampler_state = super().compute_parameters(key, interactions, active_flags, states, sampler_state, output_sd)
+        return gamma * 0.5, sampler_state
+
+
+def _custom():
+    side = 6
+    edges, colors = grid_edges(side, side), checkerboard_colors(side, side)
+    nodes = dt.make_block(dt.SpinNode, side * side)
+    model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.zeros(side * side), jnp.ones(len(edges)), jnp.array(0.5))
+    blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
+    program = dt.FactorSamplingProgram(dt.BlockGibbsSpec(blocks, []), [_CustomSpin()] * 2, model.factors, [])
+    assert not program.samplers[0].has_chains_kernel(program.per_block_interactions[0])
+    return program, hinton_init(jax.random.key(0), model, blocks, (CHAINS,)), [], [nodes]
+
+
+MODELS = {"ising": _ising, "potts": _potts, "mixed-clamped": _mixed, "star-fori": _star, "custom-fallback": _custom}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_vmapped_equals_chain_by_chain(name):
+    program, init, clamp, observe = MODELS[name]()
+    assert _chains_ready(program) == (name != "custom-fallback")
+    keys = jax.random.split(jax.random.key(1), CHAINS)
+    one = jax.jit(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe))
+    batched = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)))(keys, init)
+    for c in range(CHAINS):
+        single = one(keys[c], [x[c] for x in init])
+        for a, b in zip(batched, single):
+            np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
+
+
+def test_shared_key_or_state_broadcasts():
+    program, init, clamp, observe = _ising()
+    key = jax.random.key(3)
+    run = lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)  # noqa: E731
+    shared_key = jax.jit(jax.vmap(run, in_axes=(None, 0)))(key, init)
+    shared_state = jax.jit(jax.vmap(run, in_axes=(0, None)))(jax.random.split(key, CHAINS), [x[0] for x in init])
+    for c in range(CHAINS):
+        np.testing.assert_array_equal(np.asarray(shared_key[0][c]), np.asarray(run(key, [x[c] for x in init])[0]))
+        k = jax.random.split(key, CHAINS)[c]
+        np.testing.assert_array_equal(np.asarray(shared_state[0][c]), np.asarray(run(k, [x[0] for x in init])[0]))
+
+
+def test_batched_program_falls_back():
+    """vmapping over a model parameter (batched program arrays) still samples each program exactly."""
+    side = 4
+    edges, colors = grid_edges(side, side), checkerboard_colors(side, side)
+    nodes = dt.make_block(dt.SpinNode, side * side)
+    blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
+
+    def run(beta, key):
+        model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.zeros(side * side), jnp.ones(len(edges)), beta)
+        program = IsingSamplingProgram(model, blocks, [])
+        init = [jnp.zeros(len(b), bool) for b in blocks]
+        return dt.sample_states(key, program, SCHEDULE, init, [], [nodes])[0]
+
+    betas = jnp.array([0.1, 0.5, 1.0])
+    keys = jax.random.split(jax.random.key(0), 3)
+    batched = jax.jit(jax.vmap(run))(betas, keys)
+    for i in range(3):
+        np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(run(betas[i], keys[i])))
