@@ -146,3 +146,25 @@ def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
     assert summary["steps"] == 60 and summary["heldout_pll_trained"] > summary["heldout_pll_untrained"]
     assert (workdir / "checkpoints" / "60").is_dir() and (workdir / "metrics.csv").is_file()
     assert (workdir / "ray" / "distthrml-train").is_dir()  # Ray Train's records of the run
+
+
+@pytest.mark.slow
+def test_ray_two_workers_train_a_four_way_sharded_model(tmp_path):
+    """`distthrml train --launcher ray --workers 2 --devices-per-worker 2` with sharding.parts 4:
+    both workers run the sharded step, the run finishes and writes its outputs."""
+    raw = yaml.safe_load(pathlib.Path("configs/train_digits.yaml").read_text())
+    raw["train"].update(steps=20, checkpoint_every=10, eval_every=10)
+    raw["sharding"]["parts"] = 4
+    config = tmp_path / "train4.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    workdir = tmp_path / "work"
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "RAY_ADDRESS")}
+    done = subprocess.run(
+        [sys.executable, "-m", "distthrml.cli", "train", str(config), "--workdir", str(workdir), "--launcher", "ray",
+         "--workers", "2", "--devices-per-worker", "2"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ray train finished" in done.stdout + done.stderr
+    rows = (workdir / "metrics.csv").read_text().splitlines()
+    assert len(rows) > 1 and (workdir / "checkpoints").is_dir()
