@@ -166,7 +166,7 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
     path = tmp_path / "bad.yaml"
     raw = _raw(links={"bandwith": 1e9})
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(C.EmulateConfigError, match=r"bad.yaml: unknown key\(s\) \['links.bandwith'\]"):
+    with pytest.raises(C.EmulateConfigError, match=r"bad.yaml: unknown key\(s\) in 'links': \['bandwith'\]"):
         C.load_emulate_config(path)
     with pytest.raises(C.EmulateConfigError, match="unknown section"):
         C.parse_emulate_config({**_raw(), "chip": {}})

@@ -13,8 +13,7 @@ import math
 import pathlib
 from typing import Any
 
-import yaml
-
+from distthrml.config_file import check_sections, optional, parse_section, read_yaml
 from distthrml.errors import DistThrmlError
 
 TOPOLOGIES = ("mesh2d", "torus2d", "ring", "all_to_all", "explicit")
@@ -34,8 +33,8 @@ class ChipsConfig:
     another)."""
 
     capacity: int = 262144
-    time_per_color_step: float | None = None
-    time_per_node: float | None = None
+    time_per_color_step: float | None = optional(float)
+    time_per_node: float | None = optional(float)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +45,12 @@ class LinksConfig:
     null: the bytes the exchange plans move x 8)."""
 
     topology: str = "mesh2d"
-    shape: list | None = None
-    count: int | None = None
-    edges: list | None = None
+    shape: list | None = optional(list)
+    count: int | None = optional(int)
+    edges: list | None = optional(list)
     bandwidth: float = 1.0e11
     latency: float = 1.0e-7
-    state_bits: int | None = None
+    state_bits: int | None = optional(int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +67,7 @@ class MappingConfig:
     """`mapping:` `parts` (K; null: ceil(nodes / capacity)), partition `method`, `seed`, and
     `placement` of parts onto chips (`greedy_swap` or `identity`)."""
 
-    parts: int | None = None
+    parts: int | None = optional(int)
     method: str = "metis"
     seed: int = 0
     placement: str = "greedy_swap"
@@ -91,8 +90,8 @@ class RunSection:
 class SweepConfig:
     """`sweep:` optional sweep mode: `over` (`parts` or `bandwidth`) and the `values`."""
 
-    over: str | None = None
-    values: list | None = None
+    over: str | None = optional(str)
+    values: list | None = optional(list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,28 +134,6 @@ def _fail(where: str, message: str) -> EmulateConfigError:
     return EmulateConfigError(f"{where}{message}")
 
 
-def _section(cls: type, raw: Any, name: str, where: str):
-    """Build one section dataclass, rejecting unknown keys and wrong types by name."""
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise _fail(where, f"{name} must be a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in set(raw) - set(fields))
-    if unknown:
-        raise _fail(where, f"unknown key(s) {[f'{name}.{k}' for k in unknown]}; known: {sorted(fields)}")
-    raw = dict(raw)
-    for key, value in raw.items():
-        default = fields[key].default
-        if isinstance(default, float) and isinstance(value, str):
-            raw[key] = value = _yaml_float(value, f"{where}{name}.{key}")
-        if value is None or default is None:
-            continue
-        want = _NUMBER if isinstance(default, float) else type(default)
-        if isinstance(value, bool) and want is not bool or not isinstance(value, want):
-            raise _fail(where, f"{name}.{key} must be {getattr(want, '__name__', 'a number')}, got {value!r}")
-    return cls(**raw)
-
-
 def _yaml_float(text: str, key: str) -> float:
     # PyYAML reads 1.0e10 (no exponent sign, YAML 1.1) as a string; accept it as the number it means
     try:
@@ -180,14 +157,10 @@ def parse_emulate_config(raw: Any, *, source: str | pathlib.Path | None = None) 
     - `source`: the file it came from (named in errors).
     """
     where = f"{source}: " if source else ""
-    if not isinstance(raw, dict):
-        raise _fail(where, "the top level must be a mapping")
-    unknown = sorted(str(k) for k in set(raw) - set(_TOP))
-    if unknown:
-        raise _fail(where, f"unknown section(s) {unknown}; known: {_TOP}")
+    raw = check_sections(raw, _TOP, EmulateConfigError, where)
     if not isinstance(raw.get("model"), dict):
         raise _fail(where, "model: a `distthrml run` model section (mapping) is required")
-    s = {name: _section(cls, raw.get(name), name, where) for name, cls in _SECTIONS.items()}
+    s = {name: parse_section(cls, raw.get(name), name, EmulateConfigError, where) for name, cls in _SECTIONS.items()}
     config = EmulateConfig(model=dict(raw["model"]), **s, source=str(source) if source else None)
     _validate(config, where)
     return config
@@ -266,14 +239,8 @@ def load_emulate_config(path: str | pathlib.Path) -> EmulateConfig:
 
     - `path`: a YAML file.
     """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise EmulateConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise EmulateConfigError(f"{path}: not valid YAML ({err})") from None
-    return parse_emulate_config(raw, source=path)
+    raw = read_yaml(path, EmulateConfigError)
+    return parse_emulate_config(raw, source=pathlib.Path(path))
 
 
 def with_overrides(config: EmulateConfig, **sections: dict) -> EmulateConfig:

@@ -7,14 +7,11 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import pathlib
-from typing import Any
 
-import yaml
-
+from distthrml.config_file import check_sections, parse_section, read_yaml
 from distthrml.errors import DistThrmlError
 
 
@@ -114,45 +111,15 @@ _CLASSES = {
 }
 
 
-def _unknown(key: str, known: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return ConfigError(f"unknown key '{where}{key}'{hint}; known keys: {sorted(known)}")
-
-
-def _section(cls, raw: Any, name: str):
-    if raw is None:
-        return cls()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config section '{name}' must be a mapping, got {type(raw).__name__}")
-    defaults = cls()
-    values = {}
-    for key, value in raw.items():
-        if key not in {f.name for f in dataclasses.fields(cls)}:
-            raise _unknown(str(key), [f.name for f in dataclasses.fields(cls)], f"{name}.")
-        want = type(getattr(defaults, key))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-            raise ConfigError(f"'{name}.{key}' must be {want.__name__}, got {value!r}")
-        values[key] = value
-    return cls(**values)
-
-
-def config_from_dict(raw: dict, source: str = "config") -> Config:
+def config_from_dict(raw: dict) -> Config:
     """Validate a config mapping.
 
     **Arguments:**
 
     - `raw`: the parsed YAML (sections of keys).
-    - `source`: where it came from, for error messages.
     """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
-    for key in raw:
-        if key not in _CLASSES:
-            raise _unknown(str(key), list(_CLASSES), "")
-    config = Config(**{name: _section(cls, raw.get(name), name) for name, cls in _CLASSES.items()})
+    raw = check_sections(raw, list(_CLASSES), ConfigError)
+    config = Config(**{name: parse_section(cls, raw.get(name), name, ConfigError) for name, cls in _CLASSES.items()})
     _check(config)
     return config
 
@@ -185,15 +152,9 @@ def load_config(path: str | pathlib.Path) -> Config:
 
     - `path`: a YAML file (see `configs/train_digits.yaml`).
     """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    raw = read_yaml(path, ConfigError)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    try:
-        return config_from_dict(raw, str(path))
+        return config_from_dict(raw)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 

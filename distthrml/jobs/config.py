@@ -7,13 +7,17 @@ config fails in milliseconds, naming the key, before JAX starts or anything is c
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import pathlib
 from typing import Any
 
-import yaml
-
+from ..config_file import (
+    check_sections,
+    check_value,
+    optional,
+    parse_section,
+    read_yaml,
+    suggest,
+)
 from ..errors import DistThrmlError
 
 MODEL_KINDS = ("ising2d", "potts2d", "pegasus", "random_regular", "edge_list")
@@ -37,11 +41,6 @@ class ConfigError(DistThrmlError):
     """A run configuration is invalid."""
 
 
-def _optional(kind: type, default: Any = None) -> Any:
-    """A dataclass field that may be null in YAML; `kind` is the type it must have otherwise."""
-    return dataclasses.field(default=default, metadata={"type": kind, "optional": True})
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """`model:` which graph, which energy, which temperature (see README, "The main job")."""
@@ -53,8 +52,8 @@ class ModelConfig:
     n: int = 1000
     degree: int = 3
     seed: int = 0
-    path: str | None = _optional(str)
-    weights: int | None = _optional(int)
+    path: str | None = optional(str)
+    weights: int | None = optional(int)
     beta: float = 0.3
     coupling: float = 1.0
     field: float = 0.0
@@ -77,7 +76,7 @@ class SamplingConfig:
 class ShardingConfig:
     """`sharding:` graph parts (default: one per device), how they are cut, the mesh's chains axis."""
 
-    parts: int | None = _optional(int)
+    parts: int | None = optional(int)
     method: str = "metis"
     seed: int = 0
     chains_axis: int = 1
@@ -111,46 +110,6 @@ _SECTIONS = {"model": ModelConfig, "sampling": SamplingConfig, "sharding": Shard
 _TOP_LEVEL = sorted([*_SECTIONS, "devices"])
 
 
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _unknown(keys: list[str], known: list[str], where: str) -> ConfigError:
-    hints = "".join(f"; '{k}'{_suggest(k, known)}" for k in keys if _suggest(k, known))
-    return ConfigError(f"unknown key(s) in '{where}': {keys}{hints}; known keys: {known}")
-
-
-def _check_type(value: Any, want: type, name: str, optional: bool) -> Any:
-    if value is None and optional:
-        return None
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-        null = " or null" if optional else ""
-        raise ConfigError(f"'{name}' must be {want.__name__}{null}, got {value!r}")
-    if want is float and not math.isfinite(value):
-        raise ConfigError(f"'{name}' must be finite, got {value!r}")
-    return value
-
-
-def _section(cls: type, raw: Any, name: str):
-    if raw is None:
-        return cls()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config section '{name}' must be a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k) for k in set(raw) - set(fields))
-    if unknown:
-        raise _unknown(unknown, sorted(fields), name)
-    values = {}
-    for key, value in raw.items():
-        field = fields[key]
-        want = field.metadata.get("type") or type(field.default)
-        values[key] = _check_type(value, want, f"{name}.{key}", field.metadata.get("optional", False))
-    return cls(**values)
-
-
 def parse_run_config(raw: Any, *, source: str | pathlib.Path | None = None) -> RunConfig:
     """Validate a config given as a dict (the parsed YAML).
 
@@ -160,16 +119,9 @@ def parse_run_config(raw: Any, *, source: str | pathlib.Path | None = None) -> R
     - `source`: the file it came from; relative `model.path`s are relative to its folder.
     """
     where = f"{source}: " if source else ""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}the top level must be a mapping")
-    unknown = sorted(str(k) for k in set(raw) - set(_TOP_LEVEL))
-    if unknown:
-        hints = "".join(f"; '{k}'{_suggest(k, _TOP_LEVEL)}" for k in unknown if _suggest(k, _TOP_LEVEL))
-        raise ConfigError(f"{where}unknown section(s) {unknown}{hints}; known: {_TOP_LEVEL}")
-    sections = {name: _section(cls, raw.get(name), name) for name, cls in _SECTIONS.items()}
-    devices = _check_type(raw.get("devices"), int, "devices", optional=True)
+    raw = check_sections(raw, _TOP_LEVEL, ConfigError, where)
+    sections = {name: parse_section(cls, raw.get(name), name, ConfigError) for name, cls in _SECTIONS.items()}
+    devices = check_value(raw.get("devices"), int, "devices", True, ConfigError)
     config = RunConfig(**sections, devices=devices, source=str(source) if source else None)
     _validate_model(config.model, raw.get("model") or {}, source)
     if config.model.kind == "edge_list" and not edge_list_path(config).is_file():
@@ -185,14 +137,7 @@ def load_run_config(path: str | pathlib.Path) -> RunConfig:
 
     - `path`: a YAML file.
     """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    return parse_run_config(raw, source=path)
+    return parse_run_config(read_yaml(path, ConfigError), source=pathlib.Path(path))
 
 
 def as_raw(config: RunConfig) -> dict:
@@ -220,7 +165,7 @@ def edge_list_path(config: RunConfig) -> pathlib.Path:
 
 def _validate_model(m: ModelConfig, raw: dict, source) -> None:
     if m.kind not in MODEL_KINDS:
-        raise ConfigError(f"model.kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}{_suggest(m.kind, list(MODEL_KINDS))}")
+        raise ConfigError(f"model.kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}{suggest(m.kind, list(MODEL_KINDS))}")
     for key in raw:
         kinds = _KIND_KEYS.get(key)
         if kinds and m.kind not in kinds:
@@ -255,7 +200,7 @@ def _validate_rest(config: RunConfig) -> None:
             f"samples={s.samples}, steps_per_sample={s.steps_per_sample}, warmup={s.warmup}"
         )
     if sh.method not in PARTITION_METHODS:
-        raise ConfigError(f"sharding.method must be one of {list(PARTITION_METHODS)}, got {sh.method!r}{_suggest(sh.method, list(PARTITION_METHODS))}")
+        raise ConfigError(f"sharding.method must be one of {list(PARTITION_METHODS)}, got {sh.method!r}{suggest(sh.method, list(PARTITION_METHODS))}")
     if sh.parts is not None and sh.parts < 1:
         raise ConfigError(f"sharding.parts must be >= 1, got {sh.parts}")
     if sh.chains_axis < 1:
