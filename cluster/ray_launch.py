@@ -208,3 +208,54 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
     finally:
         if started:
             ray.shutdown()
+
+
+def _joined_worker(loop_config: dict):
+    """Ray Train worker loop of `run_on_workers`: join the `jax.distributed` run, then call the
+    job's function with its arguments."""
+    join_jax_distributed(loop_config["devices_per_worker"], loop_config["use_gpu"])
+    return loop_config["function"](loop_config["arguments"])
+
+
+def run_on_workers(function: Callable, arguments, launch: RayLaunch, storage: str | pathlib.Path, *,
+                   name: str = "distthrml"):
+    """Run `function(arguments)` on every worker of a Ray Train group, the workers joined into one
+    `jax.distributed` run (so `jax.devices()` lists every worker's devices), and return what
+    rank 0's call returned. No restarts: a failed worker fails the run.
+
+    **Arguments:**
+
+    - `function`: a picklable (module-level) function of one argument.
+    - `arguments`: its argument (picklable; every worker gets a copy).
+    - `launch`: the Ray settings.
+    - `storage`: Ray Train's storage folder.
+    - `name`: the Ray Train run's name.
+
+    **Raises:** `RuntimeError` with the worker's error when the run fails.
+    """
+    import ray
+    from ray.train import FailureConfig
+    from ray.train.v2.api.config import RunConfig, ScalingConfig
+    from ray.train.v2.jax import JaxTrainer
+
+    started = init_ray(launch)
+    try:
+        resources = {"CPU": launch.cpus_per_worker}
+        if launch.use_gpu:
+            resources["GPU"] = 1
+        trainer = JaxTrainer(
+            _joined_worker,
+            train_loop_config={"function": function, "arguments": arguments,
+                               "devices_per_worker": launch.devices_per_worker, "use_gpu": launch.use_gpu},
+            scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources),
+            run_config=RunConfig(name=name, storage_path=str(pathlib.Path(storage).absolute()),
+                                 failure_config=FailureConfig(max_failures=0),
+                                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}}),
+        )
+        result = trainer.fit()
+        if result.error is not None:
+            raise RuntimeError(f"ray run {name!r} failed: {result.error}")
+        return result.return_value
+    finally:
+        if started:
+            ray.shutdown()

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from .ray_launch import RayLaunch, global_mesh, init_ray, join_jax_distributed
+from .ray_launch import RayLaunch, global_mesh, run_on_workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +62,11 @@ def sample_sharded(job: LatticeJob, mesh=None) -> np.ndarray:
     return np.asarray(dt.sample_states(keys, sharded, schedule, init, [], nodes)[0])
 
 
-def sample_loop(loop_config: dict):
-    """Ray Train worker loop: join the run, sample, return rank 0's samples and the layout."""
-    join_jax_distributed(loop_config["devices_per_worker"], loop_config["use_gpu"])
+def sample_on_workers(job: dict):
+    """Ray worker function: sample the job on every process's devices; rank 0 returns its samples."""
     import jax
 
-    mesh = global_mesh()
-    samples = sample_sharded(LatticeJob(**loop_config["job"]), mesh)
+    samples = sample_sharded(LatticeJob(**job), global_mesh())
     if jax.process_index() == 0:
         return {"samples": samples, "processes": jax.process_count(), "devices": jax.device_count()}
     return None
@@ -83,24 +81,4 @@ def launch_sampling(job: LatticeJob, launch: RayLaunch, storage: str) -> dict:
     - `launch`: the Ray settings.
     - `storage`: Ray Train's storage folder (absolute).
     """
-    import ray
-    from ray.train import FailureConfig
-    from ray.train.v2.api.config import RunConfig, ScalingConfig
-    from ray.train.v2.jax import JaxTrainer
-
-    started = init_ray(launch)
-    try:
-        trainer = JaxTrainer(
-            sample_loop,
-            train_loop_config={"job": dataclasses.asdict(job), "devices_per_worker": launch.devices_per_worker,
-                               "use_gpu": launch.use_gpu},
-            scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu,
-                                         resources_per_worker={"CPU": launch.cpus_per_worker}),
-            run_config=RunConfig(name="distthrml-sample", storage_path=storage,
-                                 failure_config=FailureConfig(max_failures=0),
-                                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}}),
-        )
-        return trainer.fit().return_value
-    finally:
-        if started:
-            ray.shutdown()
+    return run_on_workers(sample_on_workers, dataclasses.asdict(job), launch, storage, name="distthrml-sample")

@@ -48,13 +48,18 @@ def _add_train_parser(subparsers) -> None:
     parser.add_argument("config", help="YAML training config (see configs/train_digits.yaml)")
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; rerun to resume")
     parser.add_argument("--force", action="store_true", help="start over in a workdir holding another config's checkpoints")
+    _add_ray_arguments(parser, devices_per_worker=1)
+    parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
+
+
+def _add_ray_arguments(parser, devices_per_worker: int | None) -> None:
     parser.add_argument("--launcher", choices=["auto", "local", "ray"], default="auto",
                         help="auto: Ray Train when --address or RAY_ADDRESS is given, else this process")
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a new local loopback instance)")
     parser.add_argument("--workers", type=int, default=1, help="Ray Train workers (one per host process)")
-    parser.add_argument("--devices-per-worker", type=int, default=1, help="CPU devices per worker (CPU runs)")
+    parser.add_argument("--devices-per-worker", type=int, default=devices_per_worker,
+                        help="CPU devices per worker (CPU runs)" + ("" if devices_per_worker else "; default: chips / workers"))
     parser.add_argument("--cpus-per-worker", type=float, default=1, help="Ray CPUs reserved per worker")
-    parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (Ray Train sets up jax.distributed)")
 
 
@@ -76,6 +81,7 @@ def _add_emulate_parser(subparsers) -> None:
     parser.add_argument("--bandwidth", type=float, help="override links.bandwidth (bits/s per direction)")
     parser.add_argument("--no-sample", action="store_true", help="map and project only, do not sample")
     parser.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    _add_ray_arguments(parser, devices_per_worker=None)  # Ray: the chips are the workers' devices
 
 
 def build_parser() -> argparse.ArgumentParser:

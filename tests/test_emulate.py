@@ -202,6 +202,36 @@ def test_emulated_samples_equal_unsharded_and_counts_match():
     np.testing.assert_array_equal(run["samples"], np.asarray(unsharded))
 
 
+def test_chips_spread_over_ray_processes_sample_as_one_process(tmp_path):
+    # 4 chips = 2 Ray workers x 2 devices of one jax.distributed run
+    from cluster.ray_launch import RayLaunch
+
+    config = _config(mapping={"method": "metis", "placement": "greedy_swap"}, chips={"capacity": 140})
+    launch = RayLaunch(workers=2, devices_per_worker=2, cpus_per_worker=1, local_cpus=2, object_store_mb=200)
+    over_ray = R.emulate(config, launch=launch, storage=tmp_path / "ray", echo=lambda *_: None)
+    import ray
+
+    assert not ray.is_initialized()
+    local = R.emulate(config, jax.devices()[:4], echo=lambda *_: None)
+    ran = over_ray["run"]
+    assert ran["measured"]["processes"] == 2 and ran["measured"]["process_of_chip"] == [0, 0, 1, 1]
+    np.testing.assert_array_equal(ran["samples"], local["run"]["samples"])
+    np.testing.assert_array_equal(over_ray["mapping"].placement, local["mapping"].placement)
+    for field in ("states", "link_bits", "max_hops", "bit_hops", "step_nodes"):
+        np.testing.assert_array_equal(getattr(over_ray["mapping"].traffic, field), getattr(local["mapping"].traffic, field))
+    assert ran["halo_bytes_per_sweep"] == over_ray["mapping"].partition.report()["halo_bytes_per_sweep"]
+
+
+def test_ray_launch_shape_errors():
+    from cluster.emulate.ray_chips import check_every_worker_holds_a_part, chips_per_worker
+
+    assert chips_per_worker(16, 2, None) == 8
+    with pytest.raises(C.EmulateConfigError, match="hold 6 chips; the system has 16"):
+        chips_per_worker(16, 2, 3)
+    with pytest.raises(C.EmulateConfigError, match=r"worker\(s\) \[1\] would hold no part"):
+        check_every_worker_holds_a_part(np.array([0, 1]), 2, 2)
+
+
 def test_cli_no_sample_writes_report(tmp_path):
     import yaml
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -91,16 +92,24 @@ def run(args: argparse.Namespace) -> int:
     if args.parts is not None:
         config = with_overrides(config, mapping={"parts": args.parts})
     sample = config.run.sample and not args.no_sample
-    devices = None
-    if sample:
+    devices, launch = None, None
+    use_ray = args.launcher == "ray" or (args.launcher == "auto" and (args.address or os.environ.get("RAY_ADDRESS")))
+    if sample and use_ray:
+        from ..ray_launch import RayLaunch
+        from .ray_chips import chips_per_worker
+
+        launch = RayLaunch(address=args.address, workers=args.workers,
+                           devices_per_worker=chips_per_worker(config.n_chips, args.workers, 1 if args.use_gpu else args.devices_per_worker),
+                           cpus_per_worker=args.cpus_per_worker, max_failures=0, use_gpu=args.use_gpu)
+    elif sample:
         try:
             devices = run_devices(config.n_chips)  # one emulated CPU device per chip
         except ConfigError as err:
             raise EmulateConfigError(str(err)) from None
-    result = emulate(config, devices, sample=sample)
+    out = pathlib.Path(args.out or config.output.dir)
+    result = emulate(config, devices, sample=sample, launch=launch, storage=out / "ray")
     report = build_report(result, config)
     report["wall_s"] = time.perf_counter() - start
-    out = pathlib.Path(args.out or config.output.dir)
     files = write_outputs(report, result, out, config.output.plots and not args.no_plots)
     print(format_report(report))
     print(f"\nwrote {', '.join(files)} to {out}/ ({report['wall_s']:.1f} s)")

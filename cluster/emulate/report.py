@@ -117,7 +117,7 @@ def format_report(r: dict[str, Any]) -> str:
         me = r["measured"]
         lines.append(f"measured here         {me['seconds_per_sweep']:.3g} s/sweep, {me['samples_per_s']:.3g} samples/s "
                      f"({me['chains']} chains x {me['sweeps']} sweeps on {me['devices']} {me['platform']} devices, "
-                     f"{me['processes']} process); projected/measured speedup {1 / me['samples_per_s_vs_projected']:.3g}x")
+                     f"{me['processes']} process{'es' if me['processes'] > 1 else ''}); projected/measured speedup {1 / me['samples_per_s_vs_projected']:.3g}x")
     if "sweep" in r:
         lines += ["", f"{r['sweep']['over']:>12} {'parts':>5} {'sweep time':>11} {'samples/s':>11} {'J/sample':>10}"]
         for row in r["sweep"]["rows"]:

@@ -2,8 +2,9 @@
 chips, sample it with one shard per chip (each chip a JAX device), count the executed exchange
 plans' traffic per link and colour step, and project time and energy.
 
-The chips are the local process's (emulated CPU) devices: this first version runs every shard
-in one process. `sweep` re-maps (for `parts`) or re-projects (for `bandwidth`) without sampling.
+The chips are JAX devices: the local process's (emulated CPU) devices, or, with a `RayLaunch`,
+the devices of Ray-launched worker processes joined into one `jax.distributed` run
+(`ray_chips.py`). `sweep` re-maps (for `parts`) or re-projects (for `bandwidth`) without sampling.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def place(part, topology: Topology, config: EmulateConfig) -> tuple[np.ndarray, 
     return placement, placement_cost(traffic, topology.hops, ident), placement_cost(traffic, topology.hops, placement)
 
 
-def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=None, partition=None) -> Mapping:
-    """Partition, place, count and project; without `layout`, the plans come from `build_layout`
-    (the function `shard_program` uses), so no devices are needed.
+def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=None, partition=None,
+              traffic: Traffic | None = None) -> Mapping:
+    """Partition, place, count and project; without `layout` (nor `traffic`), the plans come from
+    `build_layout` (the function `shard_program` uses), so no devices are needed.
 
     **Arguments:**
 
@@ -128,6 +130,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     - `topology`: its `Topology`.
     - `k`: the number of parts.
     - `layout`, `partition`: an executed sharded program's layout and partition, if any.
+    - `traffic`: traffic already counted from executed plans (by Ray workers), if any.
     """
     from distthrml.sharding.layout import build_layout
 
@@ -138,13 +141,14 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     t0 = time.perf_counter()
     placement, ident, placed = place(part, topology, config)
     seconds["placement"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if layout is None:
-        layout = build_layout(model.program, np.asarray(part.assignment, np.int64), k)
-        seconds["layout"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)
-    seconds["count"] = time.perf_counter() - t0
+    if traffic is None:
+        t0 = time.perf_counter()
+        if layout is None:
+            layout = build_layout(model.program, np.asarray(part.assignment, np.int64), k)
+            seconds["layout"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)
+        seconds["count"] = time.perf_counter() - t0
     return Mapping(k, part, placement, ident, placed, layout, traffic, project(traffic, config), seconds)
 
 
@@ -206,12 +210,13 @@ def sample_on_chips(model, partition, placement: np.ndarray, devices: list, conf
         "measured": {
             "chains": r.chains, "sweeps": sweeps, "shard_s": shard_s, "first_call_s": first_s, "run_s": run_s,
             "seconds_per_sweep": run_s / sweeps, "samples_per_s": r.chains * sweeps / run_s,
-            "devices": len(devices), "platform": devices[0].platform, "processes": 1,
+            "devices": len(devices), "platform": devices[0].platform, "processes": jax.process_count(),
         },
     }
 
 
-def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool | None = None, echo=print) -> dict:
+def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool | None = None, echo=print,
+            launch=None, storage=None) -> dict:
     """Run one emulation of `config` (see the module docstring); returns everything the report
     needs: `model`, `topology`, `mapping`, `run` (or None), `sweep` (or None).
 
@@ -221,6 +226,9 @@ def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool 
     - `devices`: one JAX device per chip (at least as many as parts); needed when sampling.
     - `sample`: override `run.sample`.
     - `echo`: progress printer.
+    - `launch`: a `cluster.ray_launch.RayLaunch`: sample on the devices of Ray-launched processes
+      (chip c is global device c) instead of `devices`.
+    - `storage`: Ray Train's storage folder (with `launch`).
     """
     sample = config.run.sample if sample is None else sample
     topology = build_topology(config.links)
@@ -234,9 +242,20 @@ def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool 
     echo(f"partition: {k} parts of at most {config.chips.capacity} (largest {int(part.part_sizes().max())}) "
          f"in {time.perf_counter() - t0:.1f} s")
     result = {"model": model, "topology": topology, "run": None, "sweep": None}
-    if sample:
-        if devices is None or len(devices) < k:
-            raise EmulateConfigError(f"sampling {k} shards needs {k} devices, got {0 if devices is None else len(devices)}")
+    if sample and launch is not None:
+        from .ray_chips import sample_on_ray_chips
+
+        placement, _, _ = place(part, topology, config)
+        ran = sample_on_ray_chips(config, part, placement, launch, storage)
+        m = ran["measured"]
+        echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} chips in {m['processes']} Ray processes: "
+             f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
+        mapping = map_model(model, config, topology, k, partition=part, traffic=ran["traffic"])
+        result["run"] = ran
+    elif sample:
+        if devices is None or len(devices) < config.n_chips:
+            raise EmulateConfigError(f"sampling on {config.n_chips} chips needs {config.n_chips} devices, "
+                                     f"got {0 if devices is None else len(devices)}")
         placement, _, _ = place(part, topology, config)
         ran = sample_on_chips(model, part, placement, devices, config)
         m = ran["measured"]
