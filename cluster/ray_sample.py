@@ -51,9 +51,9 @@ def build_lattice(job: LatticeJob):
 def sample_sharded(job: LatticeJob, mesh=None) -> np.ndarray:
     """Sample `job` sharded over all devices (of all processes) with METIS; `[chains, samples, nodes]`."""
     import jax
+    from jax.sharding import Mesh
 
     import distthrml as dt
-    from jax.sharding import Mesh
 
     program, init, keys, nodes, schedule = build_lattice(job)
     if mesh is None:

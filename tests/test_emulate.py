@@ -16,7 +16,7 @@ from cluster.emulate import run as R
 from cluster.emulate.placement import place_parts, placement_cost
 from cluster.emulate.projection import project
 from cluster.emulate.topology import build_topology
-from cluster.emulate.traffic import Traffic
+from cluster.emulate.traffic import Traffic, count_traffic
 
 
 def _raw(**over) -> dict:
@@ -57,7 +57,7 @@ def test_strip_traffic_equals_analytical_cut(placement):
     assert mp.traffic.bytes_per_sweep == 2 * k * cols == mp.partition.report()["halo_bytes_per_sweep"]
     # on a ring, neighbouring strips sit on neighbouring chips: every directed link carries one row
     np.testing.assert_array_equal(mp.traffic.link_bits_per_sweep, np.full(2 * k, cols))
-    assert mp.placed_cost == 2 * k * cols and mp.traffic.max_hops.tolist() == [1, 1]
+    assert mp.costs["bit_hops"][1] == 2 * k * cols and mp.traffic.max_hops.tolist() == [1, 1]
 
 
 def _strips(model, k: int):
@@ -94,6 +94,63 @@ def test_greedy_swap_placement_finds_the_ring():
     assert len(set(placement.tolist())) == k
     assert placement_cost(traffic, hops, placement) == traffic.sum()  # every message one hop
     assert placement_cost(traffic, hops, np.arange(k)) > traffic.sum()
+
+
+def test_contiguous_mapping_cuts_a_lattice_into_row_strips():
+    # node numbers are row-major; program indices run colour class by colour class
+    config = _config(mapping={"method": "contiguous"})
+    model = R.build(config)
+    part = R.partition_model(model, config, 4)
+    np.testing.assert_array_equal(part.assignment, _strips(model, 4).assignment)
+    assert part.report()["edge_cut"] == 4 * 16  # 4 cuts of 16 columns (the torus wraps)
+
+
+@pytest.mark.parametrize("model", [{"kind": "ising2d", "rows": 16, "cols": 16},
+                                   {"kind": "random_regular", "n": 300, "degree": 5, "seed": 1}])
+def test_partition_messages_equal_the_executed_plans(model):
+    # what placement optimises (from the partition) is what the exchange plans carry
+    from distthrml.sharding.layout import build_layout
+
+    from cluster.emulate.traffic import partition_part_traffic, route_parts
+
+    config = C.parse_emulate_config({**_raw(mapping={"method": "metis"}, chips={"capacity": 100}), "model": model})
+    built = R.build(config)
+    part = R.partition_model(built, config, 4)
+    topology = build_topology(config.links)
+    placement = np.array([2, 0, 3, 1])
+    layout = build_layout(built.program, np.asarray(part.assignment, np.int64), 4)
+    counted = count_traffic(built.program, layout, placement, topology, config.links.state_bits)
+    predicted = route_parts(partition_part_traffic(built.program, part, config.links.state_bits), placement, topology)
+    assert len(counted.steps) >= 2 and counted.states.sum() > 0
+    for field in ("states", "chip_bits", "link_bits", "max_hops", "bit_hops", "step_nodes", "bytes_per_sweep"):
+        np.testing.assert_array_equal(getattr(predicted, field), getattr(counted, field), err_msg=field)
+
+
+def test_placement_lowers_the_longest_route_not_only_bit_hops():
+    # 4 parts on a line of 4 chips: A-B and C-D talk a lot, A-D and B-C a little. Order A B C D
+    # has the fewest bit-hops but a 3-hop route (A-D); A B D C costs 1 more bit-hop and its
+    # longest route is 2 hops, which saves a hop of latency in every colour step
+    from cluster.emulate.traffic import PartTraffic, route_parts
+
+    bits = np.zeros((1, 4, 4), np.int64)
+    for p, q, n in [(0, 1, 1000), (2, 3, 1000), (0, 3, 1), (1, 2, 2)]:
+        bits[0, p, q] = bits[0, q, p] = n
+    messages = PartTraffic([[0]], bits, bits, np.full((1, 4), 10), 0)
+    config = _config(links={"topology": "explicit", "count": 4, "edges": [[0, 1], [1, 2], [2, 3]],
+                            "bandwidth": 1e12, "latency": 1e-7})
+    topology = build_topology(config.links)
+    traffic = bits.sum(axis=0)
+
+    def time_then_bit_hops(placement):
+        routed = route_parts(messages, placement, topology)
+        return project(routed, config)["sweep_time_s"], int(routed.bit_hops.sum())
+
+    by_bit_hops = place_parts(traffic, topology.hops)
+    by_time = place_parts(traffic, topology.hops, cost_of=time_then_bit_hops)
+    assert route_parts(messages, by_bit_hops, topology).max_hops.tolist() == [3]
+    assert route_parts(messages, by_time, topology).max_hops.tolist() == [2]
+    assert placement_cost(traffic, topology.hops, by_time) == placement_cost(traffic, topology.hops, by_bit_hops) + 2
+    assert time_then_bit_hops(by_time) < time_then_bit_hops(by_bit_hops)
 
 
 def test_topologies():

@@ -45,7 +45,8 @@ def build_report(result: dict, config: EmulateConfig) -> dict[str, Any]:
         "mapping": {"parts": mp.parts, "method": config.mapping.method, "placement_method": config.mapping.placement,
                     "placement": [int(c) for c in mp.placement], "edge_cut": prep["edge_cut"],
                     "imbalance": prep["imbalance"], "max_part": int(sizes.max()),
-                    "bit_hops_identity": mp.identity_cost, "bit_hops_placed": mp.placed_cost,
+                    "bit_hops_identity": mp.costs["bit_hops"][0], "bit_hops_placed": mp.costs["bit_hops"][1],
+                    "sweep_time_identity_s": mp.costs["sweep_time_s"][0], "sweep_time_placed_s": mp.costs["sweep_time_s"][1],
                     "seconds": mp.seconds},
         "traffic": {"state_bits": config.links.state_bits or "bytes x 8",
                     "counted_bytes_per_sweep": tr.bytes_per_sweep,
@@ -89,7 +90,8 @@ def format_report(r: dict[str, Any]) -> str:
         (f"system  {s['chips']} chips ({s['topology']}), capacity {s['capacity']}, links {_si(s['bandwidth_bits_per_s'], 'b/s')}"
          f" / {_si(s['latency_s'], 's')} per hop"),
         (f"mapping {m['parts']} parts ({m['method']}, largest {m['max_part']}, edge cut {m['edge_cut']}), placement "
-         f"{m['placement_method']}: {m['bit_hops_placed']} state-hops/sweep (identity {m['bit_hops_identity']})"),
+         f"{m['placement_method']}: {m['bit_hops_placed']} state-hops/sweep, projected sweep "
+         f"{_si(m['sweep_time_placed_s'], 's')} (identity {m['bit_hops_identity']}, {_si(m['sweep_time_identity_s'], 's')})"),
         (f"traffic {t['counted_bytes_per_sweep']} bytes/sweep counted from the exchange plans"
          f" (partition halo_bytes_per_sweep {t['partition_halo_bytes_per_sweep']}, equal: {t['counted_equals_partition']});"
          f" {t['bits_per_sweep']} bits/sweep at {t['state_bits']} per state"),

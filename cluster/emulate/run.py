@@ -16,26 +16,31 @@ import time
 import numpy as np
 
 from .config import EmulateConfig, EmulateConfigError, with_overrides
-from .placement import place_parts, placement_cost
+from .placement import place_parts
 from .projection import project
 from .topology import Topology, build_topology
-from .traffic import Traffic, count_traffic, partition_traffic
+from .traffic import (
+    Traffic,
+    count_traffic,
+    partition_part_traffic,
+    partition_traffic,
+    route_parts,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Mapping:
     """A model mapped onto a chip system.
 
-    **Fields:** `parts` (K), `partition`, `placement` (`[K]` chip of every part), `identity_cost`
-    and `placed_cost` (bit-hops per sweep of part p on chip p, and of `placement`), `layout` (the
+    **Fields:** `parts` (K), `partition`, `placement` (`[K]` chip of every part), `costs`
+    (`bit_hops` and projected `sweep_time_s` of part p on chip p, and of `placement`), `layout` (the
     `ShardLayout` whose plans were counted), `traffic`, `projection`, `seconds` (per stage).
     """
 
     parts: int
     partition: object
     placement: np.ndarray
-    identity_cost: int
-    placed_cost: int
+    costs: dict
     layout: object
     traffic: Traffic
     projection: dict
@@ -95,13 +100,11 @@ def partition_model(model, config: EmulateConfig, k: int):
     - `config`: the chip-system config.
     - `k`: the number of parts.
     """
-    import distthrml
-    from partition import partition_capacity
+    from distthrml.jobs.models import partition_model as partition_built_model
 
     m = config.mapping
     try:
-        part = partition_capacity(distthrml.interaction_graph(model.program), config.chips.capacity, k,
-                                  method=m.method, seed=m.seed)
+        part = partition_built_model(model, k, m.method, m.seed, capacity=config.chips.capacity)
     except ValueError as err:
         raise EmulateConfigError(f"{config.source or 'config'}: mapping: {err}") from None
     sizes = part.part_sizes()
@@ -110,16 +113,25 @@ def partition_model(model, config: EmulateConfig, k: int):
     return part
 
 
-def place(part, topology: Topology, config: EmulateConfig) -> tuple[np.ndarray, int, int]:
-    """Placement of the parts, with the identity and placed bit-hop costs (from the halo plan)."""
-    traffic = partition_traffic(part)
-    placement = place_parts(traffic, topology.hops, config.mapping.placement)
-    ident = np.arange(part.n_parts)
-    return placement, placement_cost(traffic, topology.hops, ident), placement_cost(traffic, topology.hops, placement)
+def place(model, part, topology: Topology, config: EmulateConfig) -> tuple[np.ndarray, dict]:
+    """Placement of the parts: greedy by hop-weighted traffic, then swaps that lower the projected
+    sweep time (ties: bit-hops), both computed from the partition's per colour step messages.
+
+    **Returns:** the placement and `{"bit_hops": (identity, placed), "sweep_time_s": (identity, placed)}`.
+    """
+    messages = partition_part_traffic(model.program, part, config.links.state_bits)
+
+    def cost_of(placement):
+        routed = route_parts(messages, placement, topology)
+        return project(routed, config)["sweep_time_s"], int(routed.bit_hops.sum())
+
+    placement = place_parts(partition_traffic(part), topology.hops, config.mapping.placement, cost_of)
+    ident, placed = cost_of(np.arange(part.n_parts)), cost_of(placement)
+    return placement, {"bit_hops": (ident[1], placed[1]), "sweep_time_s": (ident[0], placed[0])}
 
 
 def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=None, partition=None,
-              traffic: Traffic | None = None) -> Mapping:
+              traffic: Traffic | None = None, placed: tuple | None = None) -> Mapping:
     """Partition, place, count and project; without `layout` (nor `traffic`), the plans come from
     `build_layout` (the function `shard_program` uses), so no devices are needed.
 
@@ -131,6 +143,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     - `k`: the number of parts.
     - `layout`, `partition`: an executed sharded program's layout and partition, if any.
     - `traffic`: traffic already counted from executed plans (by Ray workers), if any.
+    - `placed`: `place`'s result when the parts were already placed.
     """
     from distthrml.sharding.layout import build_layout
 
@@ -139,7 +152,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     part = partition if partition is not None else partition_model(model, config, k)
     seconds["partition"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    placement, ident, placed = place(part, topology, config)
+    placement, costs = placed if placed is not None else place(model, part, topology, config)
     seconds["placement"] = time.perf_counter() - t0
     if traffic is None:
         t0 = time.perf_counter()
@@ -149,7 +162,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
         t0 = time.perf_counter()
         traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)
         seconds["count"] = time.perf_counter() - t0
-    return Mapping(k, part, placement, ident, placed, layout, traffic, project(traffic, config), seconds)
+    return Mapping(k, part, placement, costs, layout, traffic, project(traffic, config), seconds)
 
 
 def initial_states(model, chains: int, key) -> list:
@@ -245,23 +258,23 @@ def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool 
     if sample and launch is not None:
         from .ray_chips import sample_on_ray_chips
 
-        placement, _, _ = place(part, topology, config)
-        ran = sample_on_ray_chips(config, part, placement, launch, storage)
+        placed = place(model, part, topology, config)
+        ran = sample_on_ray_chips(config, part, placed[0], launch, storage)
         m = ran["measured"]
         echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} chips in {m['processes']} Ray processes: "
              f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
-        mapping = map_model(model, config, topology, k, partition=part, traffic=ran["traffic"])
+        mapping = map_model(model, config, topology, k, partition=part, traffic=ran["traffic"], placed=placed)
         result["run"] = ran
     elif sample:
         if devices is None or len(devices) < config.n_chips:
             raise EmulateConfigError(f"sampling on {config.n_chips} chips needs {config.n_chips} devices, "
                                      f"got {0 if devices is None else len(devices)}")
-        placement, _, _ = place(part, topology, config)
-        ran = sample_on_chips(model, part, placement, devices, config)
+        placed = place(model, part, topology, config)
+        ran = sample_on_chips(model, part, placed[0], devices, config)
         m = ran["measured"]
         echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} emulated chips: "
              f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
-        mapping = map_model(model, config, topology, k, layout=ran["sprog"].layout, partition=part)
+        mapping = map_model(model, config, topology, k, layout=ran["sprog"].layout, partition=part, placed=placed)
         ran["halo_bytes_per_sweep"] = int(ran["sprog"].halo_bytes_per_sweep())
         result["run"] = ran
     else:

@@ -9,10 +9,12 @@ traffic flowing from chip a to chip b. Routes are one fixed shortest path per ch
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import networkx as nx
 import numpy as np
+import scipy.sparse as sp
 
 from .config import LinksConfig
 
@@ -37,6 +39,17 @@ class Topology:
     routes: dict
     positions: dict
     wraps: frozenset
+
+    @functools.cached_property
+    def incidence(self) -> sp.csr_matrix:
+        """`[C*C, L]` sparse 0/1: row `a*C + b` marks the directed links (in `links()` order) of
+        the route from chip a to chip b."""
+        c, index = self.n_chips, {link: i for i, link in enumerate(self.links())}
+        rows, cols = [], []
+        for (a, b), route in self.routes.items():  # chip pairs, not nodes
+            rows += [a * c + b] * len(route)
+            cols += [index[link] for link in route]
+        return sp.csr_matrix((np.ones(len(rows), np.int64), (rows, cols)), shape=(c * c, len(index)))
 
     @property
     def n_chips(self) -> int:

@@ -14,6 +14,7 @@ times 8. `bytes_per_sweep` always counts the bytes the plans move, so it equals
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -76,6 +77,49 @@ def part_traffic(layout) -> np.ndarray:
     return out
 
 
+class PartTraffic(NamedTuple):
+    """Per colour step messages between parts, before they are placed on chips.
+
+    **Fields:** `steps` (the colour steps, lists of free-block indices), `states` and `bits`
+    (`[S, K, K]` node states and bits part p sends part q in step s), `part_nodes` (`[S, K]`
+    nodes part p updates in step s), `bytes_per_sweep` (bytes the exchange plans move per sweep).
+    """
+
+    steps: list
+    states: np.ndarray
+    bits: np.ndarray
+    part_nodes: np.ndarray
+    bytes_per_sweep: int
+
+
+def route_parts(parts: PartTraffic, placement: np.ndarray, topology: Topology) -> Traffic:
+    """The `Traffic` of `parts`'s messages with the parts placed on chips: every message loads
+    each directed link of its chip pair's route (array-native over part and chip pairs).
+
+    **Arguments:**
+
+    - `parts`: the messages between parts.
+    - `placement`: `[K]` chip of every part.
+    - `topology`: the chip-link `Topology`.
+    """
+    steps, states, bits, part_nodes, bytes_per_sweep = parts
+    placement = np.asarray(placement, np.int64)
+    n_steps, c = len(steps), topology.n_chips
+    chip_bits = np.zeros((n_steps, c * c), np.int64)
+    pair = (placement[:, None] * c + placement[None, :]).ravel()
+    for s in range(n_steps):
+        np.add.at(chip_bits[s], pair, bits[s].ravel())
+    link_bits = np.asarray(topology.incidence.T @ chip_bits.T).T.astype(np.int64)  # [S, L]
+    hops = topology.hops.ravel()
+    max_hops = np.where(chip_bits > 0, hops, 0).max(axis=1) if c else np.zeros(n_steps, np.int64)
+    bit_hops = chip_bits @ hops
+    step_nodes = np.zeros((n_steps, c), np.int64)
+    for s in range(n_steps):
+        np.add.at(step_nodes[s], placement, part_nodes[s])
+    return Traffic(steps, states, chip_bits.reshape(n_steps, c, c), topology.links(), link_bits, max_hops, bit_hops,
+                   step_nodes, int(bytes_per_sweep))
+
+
 def count_traffic(program, layout, placement: np.ndarray, topology: Topology, state_bits: int | None = None) -> Traffic:
     """Count the traffic of `layout`'s exchange plans with parts placed on chips.
 
@@ -88,39 +132,62 @@ def count_traffic(program, layout, placement: np.ndarray, topology: Topology, st
     - `state_bits`: bits per node state on a link; None: the moved bytes x 8.
     """
     spec = program.gibbs_spec
-    k, c = layout.n_parts, topology.n_chips
+    k = layout.n_parts
     steps = [list(group) for group in spec.sampling_order]
-    links = topology.links()
-    link_index = {link: i for i, link in enumerate(links)}
     states = np.zeros((len(steps), k, k), np.int64)
     bits = np.zeros((len(steps), k, k), np.int64)
-    step_nodes = np.zeros((len(steps), c), np.int64)
+    part_nodes = np.zeros((len(steps), k), np.int64)
     total_bytes = 0
     for s, blocks in enumerate(steps):
         for b in blocks:
             nb = node_bytes(program, b)
             per_state = 8 * nb if state_bits is None else state_bits
-            np.add.at(step_nodes[s], placement, (layout.owned[b] >= 0).sum(axis=1))
-            for r in layout.exchange[b]:
+            part_nodes[s] += (layout.owned[b] >= 0).sum(axis=1)
+            for r in layout.exchange[b]:  # loops over exchange rounds and part pairs, not nodes
                 for p, q in r.pairs:
                     n = int(r.count[p])
                     states[s, p, q] += n
                     bits[s, p, q] += n * per_state
                     total_bytes += n * nb
-    chip_bits = np.zeros((len(steps), c, c), np.int64)
-    link_bits = np.zeros((len(steps), len(links)), np.int64)
-    max_hops = np.zeros(len(steps), np.int64)
-    bit_hops = np.zeros(len(steps), np.int64)
-    for s in range(len(steps)):
-        for p, q in zip(*np.nonzero(bits[s])):  # loops over part pairs, not nodes
-            a, b = int(placement[p]), int(placement[q])
-            chip_bits[s, a, b] += bits[s, p, q]
-            route = topology.routes[a, b]
-            for link in route:
-                link_bits[s, link_index[link]] += bits[s, p, q]
-            max_hops[s] = max(max_hops[s], len(route))
-            bit_hops[s] += bits[s, p, q] * len(route)
-    return Traffic(steps, states, chip_bits, links, link_bits, max_hops, bit_hops, step_nodes, total_bytes)
+    return route_parts(PartTraffic(steps, states, bits, part_nodes, total_bytes), placement, topology)
+
+
+def partition_part_traffic(program, partition, state_bits: int | None = None) -> PartTraffic:
+    """The messages between parts of a `Partition` of the program's interaction graph, before any
+    sharded program exists: in step s, part p sends part q every node of step s it owns that has
+    a neighbour in q, once; the counts the exchange plans of `shard_program` carry.
+
+    **Arguments:**
+
+    - `program`: the unsharded `BlockSamplingProgram` (free nodes only in its interaction graph).
+    - `partition`: a `partition.Partition` of `distthrml.interaction_graph(program)`.
+    - `state_bits`: as for `count_traffic`.
+    """
+    spec = program.gibbs_spec
+    steps = [list(group) for group in spec.sampling_order]
+    sizes = np.array([len(b) for b in spec.free_blocks], np.int64)
+    step_of_block = np.zeros(len(sizes), np.int64)
+    for s, blocks in enumerate(steps):
+        step_of_block[blocks] = s
+    assignment = np.asarray(partition.assignment, np.int64)
+    if assignment.size != sizes.sum():
+        raise ValueError(f"the partition has {assignment.size} nodes, the program {int(sizes.sum())} free nodes")
+    block_of_node = np.repeat(np.arange(len(sizes)), sizes)
+    per_state = np.array([8 * node_bytes(program, b) if state_bits is None else state_bits for b in range(len(sizes))])
+    node_bytes_of_block = np.array([node_bytes(program, b) for b in range(len(sizes))], np.int64)
+    csr, k, n_steps = partition.csr, partition.n_parts, len(steps)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    to = assignment[csr.indices]
+    cut = assignment[rows] != to
+    # one message per (sender node, receiving part): unique pairs of the cut edges
+    sent = np.unique(rows[cut] * k + to[cut])
+    node, dest = sent // k, sent % k
+    block = block_of_node[node]
+    key = (step_of_block[block] * k + assignment[node]) * k + dest
+    states = np.bincount(key, minlength=n_steps * k * k).reshape(n_steps, k, k)
+    bits = np.bincount(key, weights=per_state[block], minlength=n_steps * k * k).reshape(n_steps, k, k).astype(np.int64)
+    part_nodes = np.bincount(step_of_block[block_of_node] * k + assignment, minlength=n_steps * k).reshape(n_steps, k)
+    return PartTraffic(steps, states, bits, part_nodes, int(node_bytes_of_block[block].sum()))
 
 
 def partition_traffic(partition) -> np.ndarray:

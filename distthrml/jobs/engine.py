@@ -14,10 +14,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..block_sampling import SamplingSchedule, sample_with_observation
-from ..graph import interaction_graph
 from ..sharding import shard_program
 from .config import RunConfig
-from .models import BuiltModel
+from .models import BuiltModel, partition_model
 from .observe import JobObserver
 
 
@@ -90,13 +89,11 @@ def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, dev
     - `devices`: the devices the run may use.
     - `parts`: number of graph parts.
     """
-    import partition as partition_lib
-
     sh = config.sharding
     start = time.perf_counter()
     if parts == 1 and sh.chains_axis == 1:
         return Engine(model, observer, model.program, None, None, time.perf_counter() - start)
-    part = partition_lib.partition_graph(interaction_graph(model.program), parts, method=sh.method, seed=sh.seed)
+    part = partition_model(model, parts, sh.method, sh.seed)
     mesh = Mesh(np.array(devices[: sh.chains_axis * parts]).reshape(sh.chains_axis, parts), ("chains", "graph"))
     target = shard_program(model.program, part, mesh)
     return Engine(model, observer, target, part, mesh, time.perf_counter() - start)

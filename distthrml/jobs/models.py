@@ -37,6 +37,8 @@ class BuiltModel:
     - `lattice`: `(rows, cols)` for lattices (node `r * cols + c`), else None.
     - `categories`: Potts categories, or None for spins.
     - `build_seconds`: time taken to build.
+    - `node_of_index`: `[N]` node number of every program index (the program numbers its nodes
+      block by block, i.e. colour class by colour class).
     """
 
     name: str
@@ -48,6 +50,7 @@ class BuiltModel:
     lattice: tuple[int, int] | None
     categories: int | None
     build_seconds: float
+    node_of_index: np.ndarray
 
     @property
     def n_nodes(self) -> int:
@@ -96,8 +99,41 @@ def build_model(config: RunConfig) -> BuiltModel:
     name += f", {n} nodes, {len(edges)} edges, {len(blocks)} colors"
     return BuiltModel(
         name, program, blocks, nodes, edges, weights, lattice,
-        m.categories if m.kind == "potts2d" else None, time.perf_counter() - start,
+        m.categories if m.kind == "potts2d" else None, time.perf_counter() - start, np.concatenate(classes),
     )
+
+
+def partition_model(model: BuiltModel, parts: int, method: str, seed: int = 0, capacity: int | None = None):
+    """A `partition.Partition` of the model's interaction graph (program indices) into `parts`.
+
+    `contiguous` takes consecutive *node numbers* (row-major on lattices, so horizontal strips),
+    not consecutive program indices, which run colour class by colour class.
+
+    **Arguments:**
+
+    - `model`: the built model.
+    - `parts`: number of parts.
+    - `method`: `metis`, `random` or `contiguous`.
+    - `seed`: METIS / random seed.
+    - `capacity`: the most nodes one part may hold (a chip's capacity), or None.
+    """
+    import partition as partition_lib
+
+    from ..graph import interaction_graph
+
+    graph = interaction_graph(model.program)
+    if method != "contiguous":
+        if capacity is None:
+            return partition_lib.partition_graph(graph, parts, method=method, seed=seed)
+        return partition_lib.partition_capacity(graph, capacity, parts, method=method, seed=seed)
+    if capacity is not None and parts * capacity < model.n_nodes:
+        raise ValueError(f"capacity too small: {parts} parts of at most {capacity} nodes hold {parts * capacity} "
+                         f"< {model.n_nodes} nodes")
+    from partition.methods import contiguous_assignment
+
+    by_number = contiguous_assignment(model.n_nodes, parts)
+    return partition_lib.Partition(assignment=by_number[model.node_of_index], n_parts=parts,
+                                   csr=partition_lib.as_csr(graph), method="contiguous", capacity=capacity)
 
 
 def _greedy_colors(edges: np.ndarray, n: int) -> np.ndarray:
