@@ -109,9 +109,8 @@ def test_contiguous_mapping_cuts_a_lattice_into_row_strips():
                                    {"kind": "random_regular", "n": 300, "degree": 5, "seed": 1}])
 def test_partition_messages_equal_the_executed_plans(model):
     # what placement optimises (from the partition) is what the exchange plans carry
-    from distthrml.sharding.layout import build_layout
-
     from cluster.emulate.traffic import partition_part_traffic, route_parts
+    from distthrml.sharding.layout import build_layout
 
     config = C.parse_emulate_config({**_raw(mapping={"method": "metis"}, chips={"capacity": 100}), "model": model})
     built = R.build(config)
@@ -151,6 +150,47 @@ def test_placement_lowers_the_longest_route_not_only_bit_hops():
     assert route_parts(messages, by_time, topology).max_hops.tolist() == [2]
     assert placement_cost(traffic, topology.hops, by_time) == placement_cost(traffic, topology.hops, by_bit_hops) + 2
     assert time_then_bit_hops(by_time) < time_then_bit_hops(by_bit_hops)
+
+
+def _triangle(slow: dict) -> C.EmulateConfig:
+    edges = [[0, 1], [1, 2], [0, 2, slow]]
+    return _config(links={"topology": "explicit", "count": 3, "edges": edges, "bandwidth": 1e9, "latency": 1e-7})
+
+
+def test_links_with_their_own_bandwidth_and_latency():
+    from cluster.emulate.traffic import PartTraffic, route_parts
+
+    bits = np.zeros((1, 3, 3), np.int64)
+    bits[0, 0, 2] = 1000
+    messages = PartTraffic([[0]], bits, bits, np.full((1, 3), 5), 0)
+    # a high-latency direct link: the route takes the two fast hops instead
+    config = _triangle({"latency": 1e-6, "bandwidth": 2.5e8})
+    topology = build_topology(config.links)
+    assert not topology.uniform and topology.routes[0, 2] == [(0, 1), (1, 2)]
+    assert topology.route_latency[0, 2] == pytest.approx(2e-7) and topology.hops[0, 2] == 2
+    p = project(route_parts(messages, np.arange(3), topology), config, topology)
+    assert p["steps"][0]["latency_s"] == pytest.approx(2e-7) and p["steps"][0]["link_time_s"] == pytest.approx(1e-6)
+    # a slow but short direct link: taken, and its bandwidth sets the link time
+    config = _triangle({"bandwidth": 2.5e8})
+    topology = build_topology(config.links)
+    assert topology.routes[0, 2] == [(0, 2)]
+    routed = route_parts(messages, np.arange(3), topology)
+    full = project(routed, config, topology)
+    assert full["steps"][0]["latency_s"] == pytest.approx(1e-7) and full["bandwidth_term_s"] == pytest.approx(4e-6)
+    assert full["link_utilisation"][topology.links().index((0, 2))] == pytest.approx(1000 / (2.5e8 * full["sweep_time_s"]))
+    # links.bandwidth scales every link: halving it adds the bandwidth term once more
+    half = project(routed, C.with_overrides(config, links={"bandwidth": 5e8}), topology)
+    assert half["sweep_time_s"] - full["sweep_time_s"] == pytest.approx(full["bandwidth_term_s"], rel=1e-12)
+
+
+@pytest.mark.parametrize("edge, message", [
+    ([0, 2, {"bandwith": 1e9}], "third entry must be a mapping of bandwidth and/or latency"),
+    ([0, 2, {"latency": -1}], r"links.edges\[2\].latency must be a positive number"),
+    ([2, 1], "repeats the link 2-1"),
+])
+def test_explicit_link_errors(edge, message):
+    with pytest.raises(C.EmulateConfigError, match=message):
+        _config(links={"topology": "explicit", "count": 3, "edges": [[0, 1], [1, 2], edge]})
 
 
 def test_topologies():
@@ -280,7 +320,10 @@ def test_chips_spread_over_ray_processes_sample_as_one_process(tmp_path):
 
 
 def test_ray_launch_shape_errors():
-    from cluster.emulate.ray_chips import check_every_worker_holds_a_part, chips_per_worker
+    from cluster.emulate.ray_chips import (
+        check_every_worker_holds_a_part,
+        chips_per_worker,
+    )
 
     assert chips_per_worker(16, 2, None) == 8
     with pytest.raises(C.EmulateConfigError, match="hold 6 chips; the system has 16"):

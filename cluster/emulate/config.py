@@ -40,9 +40,10 @@ class ChipsConfig:
 @dataclasses.dataclass(frozen=True)
 class LinksConfig:
     """`links:` topology, its `shape` ([rows, cols] for mesh2d/torus2d), `count` (chips, for
-    ring/all_to_all/explicit), `edges` (explicit chip pairs), full-duplex `bandwidth` (bits/s per
-    direction), `latency` (seconds per hop) and `state_bits` (bits per node state on a link;
-    null: the bytes the exchange plans move x 8)."""
+    ring/all_to_all/explicit), `edges` (explicit chip pairs `[a, b]`, or `[a, b, {bandwidth: x,
+    latency: y}]` for a link unlike the others), full-duplex `bandwidth` (bits/s per direction),
+    `latency` (seconds per hop) and `state_bits` (bits per node state on a link; null: the bytes
+    the exchange plans move x 8)."""
 
     topology: str = "mesh2d"
     shape: list | None = optional(list)
@@ -226,10 +227,24 @@ def _validate_links(links: LinksConfig, where: str) -> None:
         return
     if not isinstance(links.edges, list) or not links.edges:
         raise _fail(where, "links.edges must be a non-empty list of [chip, chip] pairs for the explicit topology")
+    seen = set()
     for i, e in enumerate(links.edges):  # loops over chip links
-        ok = isinstance(e, list) and len(e) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in e)
-        if not ok or not all(0 <= x < links.count for x in e) or e[0] == e[1]:
-            raise _fail(where, f"links.edges[{i}] = {e!r} must be two different chips in [0, {links.count})")
+        ok = isinstance(e, list) and len(e) in (2, 3) and all(isinstance(x, int) and not isinstance(x, bool) for x in e[:2])
+        if not ok or not all(0 <= x < links.count for x in e[:2]) or e[0] == e[1]:
+            raise _fail(where, f"links.edges[{i}] = {e!r} must be two different chips in [0, {links.count}), "
+                               "optionally followed by {bandwidth: ..., latency: ...}")
+        if frozenset(e[:2]) in seen:
+            raise _fail(where, f"links.edges[{i}] = {e!r} repeats the link {e[0]}-{e[1]}")
+        seen.add(frozenset(e[:2]))
+        if len(e) == 3:
+            extra = e[2]
+            if not isinstance(extra, dict) or not extra or set(extra) - {"bandwidth", "latency"}:
+                raise _fail(where, f"links.edges[{i}]: the third entry must be a mapping of bandwidth and/or latency, "
+                                   f"got {extra!r}")
+            for key, value in extra.items():
+                value = _yaml_float(value, f"links.edges[{i}].{key}") if isinstance(value, str) else value
+                extra[key] = value
+                _positive(value, f"links.edges[{i}].{key}", where)
 
 
 def load_emulate_config(path: str | pathlib.Path) -> EmulateConfig:

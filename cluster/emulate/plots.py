@@ -15,7 +15,7 @@ from matplotlib.patches import FancyArrowPatch
 
 def plot_chip_map(report: dict, topology, path: pathlib.Path) -> None:
     """Chips coloured by load (nodes / capacity), links as lines whose width is the bits per sweep
-    both directions carry together.
+    both directions carry together; links slower than `links.bandwidth` / `links.latency` dashed.
 
     **Arguments:**
 
@@ -26,6 +26,9 @@ def plot_chip_map(report: dict, topology, path: pathlib.Path) -> None:
     pos = topology.positions
     load = np.array([c["load"] for c in report["chips"]])
     both: dict = {}
+    system = report["system"]
+    slow = {tuple(sorted(x["link"])) for x in report["links"]
+            if x["bandwidth_bits_per_s"] < system["bandwidth_bits_per_s"] or x["latency_s"] > system["latency_s"]}
     for x in report["links"]:
         key = tuple(sorted(x["link"]))
         both[key] = both.get(key, 0) + x["bits_per_sweep"]
@@ -39,7 +42,8 @@ def plot_chip_map(report: dict, topology, path: pathlib.Path) -> None:
         color = "tab:red" if bits else "0.8"
         curved = (a, b) in topology.wraps
         arrow = FancyArrowPatch(pos[a], pos[b], arrowstyle="-", linewidth=width, color=color, alpha=0.75,
-                                connectionstyle=f"arc3,rad={0.35 if curved else 0.0}", zorder=1)
+                                connectionstyle=f"arc3,rad={0.35 if curved else 0.0}", zorder=1,
+                                linestyle="--" if (a, b) in slow else "-")
         ax.add_patch(arrow)
         if bits and n <= 36:
             mx, my = (pos[a][0] + pos[b][0]) / 2, (pos[a][1] + pos[b][1]) / 2
@@ -61,7 +65,8 @@ def plot_chip_map(report: dict, topology, path: pathlib.Path) -> None:
     ax.axis("off")
     p = report["projection"]
     ax.set_title(f"{report['system']['chips']} chips ({report['system']['topology']}), {report['n_nodes']} nodes\n"
-                 f"link width = bits/sweep both ways (max {peak:.3g}); projected sweep {p['sweep_time_s']:.3g} s",
+                 f"link width = bits/sweep both ways (max {peak:.3g}); projected sweep {p['sweep_time_s']:.3g} s"
+                 + ("\ndashed: slower links (see the link table)" if slow else ""),
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

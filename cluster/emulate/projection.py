@@ -19,6 +19,11 @@ one chain, so
     utilisation[link] = bits_per_sweep[link] / (bandwidth * T_sweep)
 
 Halving the bandwidth adds exactly sum_s max_link bits_s[link] / bandwidth to T_sweep.
+
+When an explicit topology gives some links their own bandwidth or latency, the link term is
+max_link bits_s[link] / bandwidth[link] and the latency term is the largest summed latency of
+the routes used in step s; `links.bandwidth` then scales every link (a link's bandwidth keeps
+its ratio to it), so the sweep over bandwidth still moves every link together.
 """
 
 from __future__ import annotations
@@ -26,25 +31,35 @@ from __future__ import annotations
 import numpy as np
 
 from .config import EmulateConfig
+from .topology import Topology
 from .traffic import Traffic
 
 
-def project(traffic: Traffic, config: EmulateConfig) -> dict:
+def project(traffic: Traffic, config: EmulateConfig, topology: Topology | None = None) -> dict:
     """The projection of `traffic` on `config`'s chips and links (see the module docstring).
 
     **Arguments:**
 
     - `traffic`: counted traffic of the mapping.
     - `config`: the chip-system config.
+    - `topology`: its `Topology`, needed when links differ (default: every link alike).
     """
     chips, links, energy = config.chips, config.links, config.energy
     if chips.time_per_node is not None:
         compute = chips.time_per_node * traffic.step_nodes.max(axis=1).astype(np.float64)
     else:
         compute = np.full(len(traffic.steps), float(chips.time_per_color_step))
-    busiest = traffic.link_bits.max(axis=1) if traffic.link_bits.size else np.zeros(len(traffic.steps))
-    link_time = busiest / links.bandwidth
-    latency = links.latency * traffic.max_hops
+    n_links = traffic.link_bits.shape[1]
+    if topology is None or topology.uniform:
+        bandwidth = np.full(n_links, float(links.bandwidth))
+        latency = links.latency * traffic.max_hops
+    else:
+        bandwidth = links.bandwidth * topology.bandwidth_scale  # a changed links.bandwidth scales every link
+        latency = np.where(traffic.chip_bits > 0, topology.route_latency[None], 0.0).max(axis=(1, 2))
+    per_link_time = traffic.link_bits / bandwidth if n_links else np.zeros((len(traffic.steps), 0))
+    slowest = per_link_time.argmax(axis=1) if n_links else np.zeros(len(traffic.steps), np.int64)
+    busiest = traffic.link_bits[np.arange(len(traffic.steps)), slowest] if n_links else np.zeros(len(traffic.steps))
+    link_time = per_link_time.max(axis=1) if n_links else np.zeros(len(traffic.steps))
     step = compute + latency + link_time
     sweep = float(step.sum())
     nodes = int(traffic.step_nodes.sum())
@@ -67,5 +82,5 @@ def project(traffic: Traffic, config: EmulateConfig) -> dict:
         "energy_links_j": energy.per_bit * bit_hops,
         "nodes_updated_per_sweep": nodes,
         "bit_hops_per_sweep": bit_hops,
-        "link_utilisation": (per_sweep / (links.bandwidth * sweep)).tolist() if sweep > 0 else [0.0] * len(per_sweep),
+        "link_utilisation": (per_sweep / (bandwidth * sweep)).tolist() if sweep > 0 else [0.0] * len(per_sweep),
     }

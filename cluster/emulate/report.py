@@ -31,7 +31,9 @@ def build_report(result: dict, config: EmulateConfig) -> dict[str, Any]:
                       "bits_sent_per_sweep": int(sent[c]), "bits_received_per_sweep": int(received[c]),
                       "nodes_per_step": [int(x) for x in tr.step_nodes[:, c]]})
     links = [{"link": [int(a), int(b)], "bits_per_sweep": int(tr.link_bits[:, i].sum()),
-              "bits_per_step": [int(x) for x in tr.link_bits[:, i]], "utilisation": proj["link_utilisation"][i]}
+              "bits_per_step": [int(x) for x in tr.link_bits[:, i]], "utilisation": proj["link_utilisation"][i],
+              "bandwidth_bits_per_s": float(config.links.bandwidth * topo.bandwidth_scale[i]),
+              "latency_s": float(topo.graph.edges[a, b]["latency"])}
              for i, (a, b) in enumerate(tr.links)]
     prep = mp.partition.report()
     report = {
@@ -40,6 +42,7 @@ def build_report(result: dict, config: EmulateConfig) -> dict[str, Any]:
         "n_nodes": model.n_nodes,
         "system": {"chips": topo.n_chips, "topology": config.links.topology, "capacity": config.chips.capacity,
                    "bandwidth_bits_per_s": config.links.bandwidth, "latency_s": config.links.latency,
+                   "uniform_links": bool(topo.uniform),
                    "time_per_color_step_s": config.chips.time_per_color_step, "time_per_node_s": config.chips.time_per_node,
                    "energy_per_flip_j": config.energy.per_flip, "energy_per_bit_hop_j": config.energy.per_bit},
         "mapping": {"parts": mp.parts, "method": config.mapping.method, "placement_method": config.mapping.placement,
@@ -88,7 +91,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"model   {r['model']}",
         (f"system  {s['chips']} chips ({s['topology']}), capacity {s['capacity']}, links {_si(s['bandwidth_bits_per_s'], 'b/s')}"
-         f" / {_si(s['latency_s'], 's')} per hop"),
+         f" / {_si(s['latency_s'], 's')} per hop" + ("" if s["uniform_links"] else " (some links differ: see the link table)")),
         (f"mapping {m['parts']} parts ({m['method']}, largest {m['max_part']}, edge cut {m['edge_cut']}), placement "
          f"{m['placement_method']}: {m['bit_hops_placed']} state-hops/sweep, projected sweep "
          f"{_si(m['sweep_time_placed_s'], 's')} (identity {m['bit_hops_identity']}, {_si(m['sweep_time_identity_s'], 's')})"),
@@ -102,9 +105,12 @@ def format_report(r: dict[str, Any]) -> str:
         part = "-" if c["part"] is None else str(c["part"])
         lines.append(f"{c['chip']:>4} {part:>4} {c['nodes']:>9} {c['load']:>6.1%} {c['bits_sent_per_sweep']:>15} {c['bits_received_per_sweep']:>14}")
     busy = [x for x in r["links"] if x["bits_per_sweep"]]
-    lines += ["", f"{'link':>9} {'bits/sweep':>12} {'utilisation':>11}   ({len(busy)} of {len(r['links'])} directed links carry traffic)"]
+    header = (f"{'link':>9} {'bits/sweep':>12} {'utilisation':>11} {'bandwidth':>11} {'latency':>9}"
+              f"   ({len(busy)} of {len(r['links'])} directed links carry traffic)")
+    lines += ["", header]
     for x in sorted(busy, key=lambda x: -x["bits_per_sweep"]):
-        lines.append(f"{x['link'][0]:>4}->{x['link'][1]:<4} {x['bits_per_sweep']:>12} {x['utilisation']:>11.1%}")
+        lines.append(f"{x['link'][0]:>4}->{x['link'][1]:<4} {x['bits_per_sweep']:>12} {x['utilisation']:>11.1%} "
+                     f"{_si(x['bandwidth_bits_per_s'], 'b/s'):>11} {_si(x['latency_s'], 's'):>9}")
     lines += ["", f"{'step':>4} {'blocks':>8} {'compute':>10} {'latency':>10} {'link time':>10} {'hops':>4} {'total':>10}"]
     for i, st in enumerate(p["steps"]):
         lines.append(f"{i:>4} {st['blocks']!s:>8} {_si(st['compute_s'], 's'):>10} {_si(st['latency_s'], 's'):>10} "

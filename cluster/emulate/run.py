@@ -123,7 +123,7 @@ def place(model, part, topology: Topology, config: EmulateConfig) -> tuple[np.nd
 
     def cost_of(placement):
         routed = route_parts(messages, placement, topology)
-        return project(routed, config)["sweep_time_s"], int(routed.bit_hops.sum())
+        return project(routed, config, topology)["sweep_time_s"], int(routed.bit_hops.sum())
 
     placement = place_parts(partition_traffic(part), topology.hops, config.mapping.placement, cost_of)
     ident, placed = cost_of(np.arange(part.n_parts)), cost_of(placement)
@@ -162,7 +162,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
         t0 = time.perf_counter()
         traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)
         seconds["count"] = time.perf_counter() - t0
-    return Mapping(k, part, placement, costs, layout, traffic, project(traffic, config), seconds)
+    return Mapping(k, part, placement, costs, layout, traffic, project(traffic, config, topology), seconds)
 
 
 def initial_states(model, chains: int, key) -> list:
@@ -300,7 +300,7 @@ def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, ec
     for value in config.sweep.values:
         if config.sweep.over == "bandwidth":
             c = with_overrides(config, links={"bandwidth": float(value)})
-            proj = project(base.traffic, c)
+            proj = project(base.traffic, c, topology)
             k = base.parts
         else:
             k = resolve_parts(config, model.n_nodes, int(value))
