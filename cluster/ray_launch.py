@@ -179,12 +179,23 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
 
     **Returns:** the `ray.train.Result`.
     """
+    from ray.train import CheckpointConfig
+
+    workdir = pathlib.Path(workdir).absolute()
+    loop_config = {"config": config.to_dict(), "workdir": str(workdir), "force": force}
+    return _fit(loop, loop_config, launch, name="distthrml-train", storage=workdir / "ray",
+                max_failures=launch.max_failures, checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_last))
+
+
+def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, storage: pathlib.Path,
+         max_failures: int, checkpoint_config=None):
+    """Run `loop(loop_config)` (plus the launch's device settings) as a Ray Train `JaxTrainer` of
+    `launch.workers` workers and wait for it; returns the `ray.train.Result`."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig
+    from ray.train import FailureConfig
     from ray.train.v2.api.config import RunConfig, ScalingConfig
     from ray.train.v2.jax import JaxTrainer
 
-    workdir = pathlib.Path(workdir).absolute()
     started = init_ray(launch)
     try:
         resources = {"CPU": launch.cpus_per_worker}
@@ -192,15 +203,11 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
             resources["GPU"] = 1
         trainer = JaxTrainer(
             loop,
-            train_loop_config={
-                "config": config.to_dict(), "workdir": str(workdir), "force": force,
-                "devices_per_worker": launch.devices_per_worker, "use_gpu": launch.use_gpu,
-            },
+            train_loop_config={**loop_config, "devices_per_worker": launch.devices_per_worker, "use_gpu": launch.use_gpu},
             scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources),
             run_config=RunConfig(
-                name="distthrml-train", storage_path=str(workdir / "ray"),
-                failure_config=FailureConfig(max_failures=launch.max_failures),
-                checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_last),
+                name=name, storage_path=str(pathlib.Path(storage).absolute()),
+                failure_config=FailureConfig(max_failures=max_failures), checkpoint_config=checkpoint_config,
                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}},
             ),
         )
@@ -233,29 +240,8 @@ def run_on_workers(function: Callable, arguments, launch: RayLaunch, storage: st
 
     **Raises:** `RuntimeError` with the worker's error when the run fails.
     """
-    import ray
-    from ray.train import FailureConfig
-    from ray.train.v2.api.config import RunConfig, ScalingConfig
-    from ray.train.v2.jax import JaxTrainer
-
-    started = init_ray(launch)
-    try:
-        resources = {"CPU": launch.cpus_per_worker}
-        if launch.use_gpu:
-            resources["GPU"] = 1
-        trainer = JaxTrainer(
-            _joined_worker,
-            train_loop_config={"function": function, "arguments": arguments,
-                               "devices_per_worker": launch.devices_per_worker, "use_gpu": launch.use_gpu},
-            scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources),
-            run_config=RunConfig(name=name, storage_path=str(pathlib.Path(storage).absolute()),
-                                 failure_config=FailureConfig(max_failures=0),
-                                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}}),
-        )
-        result = trainer.fit()
-        if result.error is not None:
-            raise RuntimeError(f"ray run {name!r} failed: {result.error}")
-        return result.return_value
-    finally:
-        if started:
-            ray.shutdown()
+    result = _fit(_joined_worker, {"function": function, "arguments": arguments}, launch, name=name,
+                  storage=pathlib.Path(storage), max_failures=0)
+    if result.error is not None:
+        raise RuntimeError(f"ray run {name!r} failed: {result.error}")
+    return result.return_value

@@ -11,19 +11,27 @@ from .config import (
 from .placement import place_parts, placement_cost
 from .projection import project
 from .topology import Topology, build_topology
-from .traffic import Traffic, count_traffic, partition_traffic
+from .traffic import (
+    PartTraffic,
+    Traffic,
+    count_traffic,
+    partition_part_traffic,
+    route_parts,
+)
 
 __all__ = [
     "EmulateConfig",
     "EmulateConfigError",
+    "PartTraffic",
     "Topology",
     "Traffic",
     "build_topology",
     "count_traffic",
     "load_emulate_config",
     "parse_emulate_config",
-    "partition_traffic",
+    "partition_part_traffic",
     "place_parts",
     "placement_cost",
     "project",
+    "route_parts",
 ]

@@ -101,10 +101,8 @@ def sample_on_ray_chips(config: EmulateConfig, partition, placement: np.ndarray,
 
     from cluster.ray_launch import run_on_workers
 
+    chips_per_worker(config.n_chips, launch.workers, launch.devices_per_worker)  # raises if too few
     check_every_worker_holds_a_part(placement, launch.workers, launch.devices_per_worker)
-    if launch.workers * launch.devices_per_worker < config.n_chips:
-        raise EmulateConfigError(f"{launch.workers} workers x {launch.devices_per_worker} devices hold fewer than "
-                                 f"the system's {config.n_chips} chips")
     if config.source:  # workers may run in another folder; the config's relative paths follow its file
         config = dataclasses.replace(config, source=str(pathlib.Path(config.source).absolute()))
     arguments = {"config": config, "assignment": np.asarray(partition.assignment, np.int32),

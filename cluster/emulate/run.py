@@ -23,7 +23,6 @@ from .traffic import (
     Traffic,
     count_traffic,
     partition_part_traffic,
-    partition_traffic,
     route_parts,
 )
 
@@ -125,7 +124,7 @@ def place(model, part, topology: Topology, config: EmulateConfig) -> tuple[np.nd
         routed = route_parts(messages, placement, topology)
         return project(routed, config, topology)["sweep_time_s"], int(routed.bit_hops.sum())
 
-    placement = place_parts(partition_traffic(part), topology.hops, config.mapping.placement, cost_of)
+    placement = place_parts(messages.states.sum(axis=0), topology.hops, config.mapping.placement, cost_of)
     ident, placed = cost_of(np.arange(part.n_parts)), cost_of(placement)
     return placement, {"bit_hops": (ident[1], placed[1]), "sweep_time_s": (ident[0], placed[0])}
 

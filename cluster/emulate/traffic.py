@@ -61,22 +61,6 @@ def node_bytes(program, b: int) -> int:
     return sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(sd))
 
 
-def part_traffic(layout) -> np.ndarray:
-    """`[K, K]` node states part p sends part q per sweep, from a `ShardLayout`'s plans.
-
-    **Arguments:**
-
-    - `layout`: the `ShardLayout` (e.g. `ShardedProgram.layout`).
-    """
-    k = layout.n_parts
-    out = np.zeros((k, k), np.int64)
-    for rounds in layout.exchange:
-        for r in rounds:
-            for p, q in r.pairs:
-                out[p, q] += int(r.count[p])
-    return out
-
-
 class PartTraffic(NamedTuple):
     """Per colour step messages between parts, before they are placed on chips.
 
@@ -173,8 +157,8 @@ def partition_part_traffic(program, partition, state_bits: int | None = None) ->
     if assignment.size != sizes.sum():
         raise ValueError(f"the partition has {assignment.size} nodes, the program {int(sizes.sum())} free nodes")
     block_of_node = np.repeat(np.arange(len(sizes)), sizes)
-    per_state = np.array([8 * node_bytes(program, b) if state_bits is None else state_bits for b in range(len(sizes))])
-    node_bytes_of_block = np.array([node_bytes(program, b) for b in range(len(sizes))], np.int64)
+    bytes_of_block = np.array([node_bytes(program, b) for b in range(len(sizes))], np.int64)
+    per_state = 8 * bytes_of_block if state_bits is None else np.full(len(sizes), state_bits)
     csr, k, n_steps = partition.csr, partition.n_parts, len(steps)
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     to = assignment[csr.indices]
@@ -187,21 +171,4 @@ def partition_part_traffic(program, partition, state_bits: int | None = None) ->
     states = np.bincount(key, minlength=n_steps * k * k).reshape(n_steps, k, k)
     bits = np.bincount(key, weights=per_state[block], minlength=n_steps * k * k).reshape(n_steps, k, k).astype(np.int64)
     part_nodes = np.bincount(step_of_block[block_of_node] * k + assignment, minlength=n_steps * k).reshape(n_steps, k)
-    return PartTraffic(steps, states, bits, part_nodes, int(node_bytes_of_block[block].sum()))
-
-
-def partition_traffic(partition) -> np.ndarray:
-    """`[K, K]` node states part p sends part q per sweep, from a `Partition`'s halo plan (every
-    halo node's state once per sweep to every part that reads it, the same counts the exchange
-    plans of `shard_program` carry; used to place parts before the program is sharded).
-
-    **Arguments:**
-
-    - `partition`: a `partition.Partition`.
-    """
-    k = partition.n_parts
-    out = np.zeros((k, k), np.int64)
-    pairs = partition.halo_plan().send_pairs()
-    if len(pairs):
-        out[pairs[:, 0], pairs[:, 1]] = pairs[:, 2]
-    return out
+    return PartTraffic(steps, states, bits, part_nodes, int(bytes_of_block[block].sum()))
