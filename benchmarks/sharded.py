@@ -1,13 +1,22 @@
-"""Sharded sweep throughput: flips/ns for 1, 2, 4, 8 graph parts (METIS and random partitions),
-with the halo bytes exchanged per sweep, one JSON line per configuration.
+"""Sharded against unsharded sampling, measured in one run on the same programs and chains.
 
-    python benchmarks/sharded.py --side 1024 --json > benchmarks/results/sharded_1m.jsonl
-    python benchmarks/sharded.py --side 1024 --plot benchmarks/results/sharded_1m.png --json
+For every case (`torus:side:chains`, a periodic Ising lattice at beta 0.3 with checkerboard
+blocks, built array-natively), in one process with emulated CPU devices:
 
-Devices are emulated on the CPU (XLA's host platform device count is set before JAX starts),
-so on this 2-core box parts share two cores: the figure shows the engine's overhead and how it
-scales with the cut, not multi-chip speed-up. The model is a side x side periodic Ising lattice
-at beta 0.3 with checkerboard blocks, built array-natively.
+- `unsharded`: `jax.jit(jax.vmap(sample_states))` of the program: the fastest unsharded path;
+- `sharded`: `shard_program(program, parts)` for every `--parts`, METIS, on that many devices;
+
+timed in interleaved rounds (unsharded, then every sharded variant, repeated) and reported as
+flips/ns (best round) and as the ratio to the unsharded figure. With `--processes`, the
+`--process-case` runs as 1 process pinned to one core running the unsharded kernel, and as
+N processes pinned to one core each (`jax.distributed`, gloo) sampling it sharded N ways.
+
+    python benchmarks/sharded.py --jsonl benchmarks/results/sharded.jsonl --png benchmarks/results/sharded.png
+    python benchmarks/sharded.py --case torus:256:64 --parts 1 2 --repeats 3
+    python benchmarks/sharded.py --no-devices --processes 2          # the pinned processes only
+
+One JSON line per measurement goes to stdout (and `--jsonl`, appended). Every line carries the
+machine's load average and core count: this box is shared, so read ratios, not absolutes.
 """
 
 from __future__ import annotations
@@ -16,32 +25,50 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 # benchmarks/partition.py would otherwise shadow the partition package
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+
+CASES = ["torus:256:64", "torus:1024:8"]
+PROCESS_CASE = "torus:512:32"
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--side", type=int, default=1024, help="lattice side (nodes = side^2)")
+    parser.add_argument("--case", action="append", default=None, help=f"torus:side:chains (default: {' '.join(CASES)})")
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--methods", nargs="+", default=["metis", "random"])
-    parser.add_argument("--chains", type=int, default=1)
-    parser.add_argument("--sweeps", type=int, default=20, help="timed sweeps per configuration")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (best and all reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines (default: a table)")
-    parser.add_argument("--plot", default=None, help="write a PNG of flips/ns against parts")
+    parser.add_argument("--exchange", nargs="+", default=["auto"], help="exchange strategies to measure (auto, ppermute, all_to_all)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (best reported)")
+    parser.add_argument("--flips", type=float, default=2e8, help="node updates per timed call (sets the sweeps)")
+    parser.add_argument("--processes", type=int, default=0, help="also run the pinned multi-process comparison with this many processes")
+    parser.add_argument("--process-case", default=PROCESS_CASE)
+    parser.add_argument("--no-devices", action="store_true", help="skip the emulated-device cases")
+    parser.add_argument("--jsonl", default=None, help="append the JSON lines to this file")
+    parser.add_argument("--png", default=None, help="draw the ratios to this PNG")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one rank of --processes
     return parser.parse_args(argv)
 
 
-def build(side: int):
+def parse_case(case: str) -> tuple[int, int]:
+    kind, side, chains = case.split(":")
+    if kind != "torus":
+        raise SystemExit(f"unknown case {case!r}: only torus:side:chains")
+    return int(side), int(chains)
+
+
+def build(side: int, chains: int):
+    """The program, initial states, keys and a one-node probe block of a side x side torus."""
+    import jax
     import jax.numpy as jnp
     import numpy as np
 
     import distthrml as dt
-    from distthrml.models import IsingEBM, IsingSamplingProgram
+    from distthrml.models import IsingEBM, IsingSamplingProgram, hinton_init
     from partition.generators import checkerboard_colors, torus_edges
 
     n = side * side
@@ -50,79 +77,135 @@ def build(side: int):
     model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.zeros(n), jnp.ones(len(edges)), jnp.array(0.3))
     colors = checkerboard_colors(side, side)
     blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
-    return model, blocks, IsingSamplingProgram(model, blocks, [])
+    program = IsingSamplingProgram(model, blocks, [])
+    init = hinton_init(jax.random.key(0), model, blocks, (chains,))
+    keys = jax.random.split(jax.random.key(1), chains)
+    return program, init, keys, [blocks[0][:1]]  # observe one node: the timing is the sweeps'
 
 
-def measure(run, sweeps: int, repeats: int) -> list[float]:
-    """Seconds per sweep of `repeats` timed calls (the first, compiling call is not timed)."""
-    import jax
-
-    jax.block_until_ready(run())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(run())
-        times.append((time.perf_counter() - t0) / sweeps)
-    return times
+def sweeps_for(side: int, chains: int, flips: float) -> int:
+    return max(4, round(flips / (side * side * chains)))
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(args.parts)} " + os.environ.get("XLA_FLAGS", "")
+def runners(program, init, keys, probe, sweeps: int, parts: list[int], exchanges: list[str]):
+    """`[(label, extra fields, zero-argument run)]`: the unsharded path, then every sharded one."""
     import jax
 
     import distthrml as dt
-    import partition
-    from distthrml.models import hinton_init
 
-    model, blocks, program = build(args.side)
-    n = program.gibbs_spec.n_nodes
-    graph = dt.interaction_graph(program)
-    init = hinton_init(jax.random.key(0), model, blocks, (args.chains,))
-    keys = jax.random.split(jax.random.key(1), args.chains)
-    schedule = dt.SamplingSchedule(args.sweeps, 1, 1)
-    probe = [blocks[0][:1]]  # observe one node: the timing is the sweeps'
-    rows = []
-    for method in args.methods:
-        for parts in args.parts:
-            t0 = time.perf_counter()
-            part = partition.partition_graph(graph, parts, method=method, seed=0)
-            t_part = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sprog = dt.shard_program(program, part)
-            t_shard = time.perf_counter() - t0
+    schedule = dt.SamplingSchedule(sweeps, 1, 1)
+    unsharded = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, schedule, i, [], probe)))
+    out = [("unsharded", {"parts": 1}, lambda: unsharded(keys, init))]
+    for p in parts:
+        for exchange in exchanges:
+            sprog = dt.shard_program(program, p, exchange=exchange)
             run = jax.jit(lambda k, i, sprog=sprog: dt.sample_states(k, sprog, schedule, i, [], probe))
-            per_sweep = measure(lambda run=run: run(keys, init), args.sweeps, args.repeats)
-            report = part.report()
-            rows.append(
-                {
-                    "benchmark": "sharded_sweeps",
-                    "model": f"ising torus {args.side}x{args.side}",
-                    "nodes": n,
-                    "chains": args.chains,
-                    "parts": parts,
-                    "method": method,
-                    "flips_per_ns": args.chains * n / min(per_sweep) / 1e9,
-                    "seconds_per_sweep": per_sweep,
-                    "edge_cut": int(report["edge_cut"]),
-                    "halo_bytes_per_sweep": int(sprog.halo_bytes_per_sweep()),
-                    "report_halo_bytes_per_sweep": int(report["halo_bytes_per_sweep"]),
-                    "partition_seconds": t_part,
-                    "shard_seconds": t_shard,
-                    "machine": f"{platform.node()} {os.cpu_count()} cores, emulated CPU devices",
-                    "jax": jax.__version__,
-                }
-            )
-            print(json.dumps(rows[-1]) if args.json else _line(rows[-1]), flush=True)
-    if args.plot:
-        plot(rows, args.plot)
+            extra = {"parts": p, "exchange": exchange, "resolved_exchange": list(sprog.exchange),
+                     "halo_bytes_per_sweep": sprog.halo_bytes_per_sweep(), "edge_cut": sprog.partition.report()["edge_cut"]}
+            out.append(("sharded", extra, lambda run=run: run(keys, init)))
+    return out
 
 
-def _line(r: dict) -> str:
-    return (
-        f"{r['method']:>7} {r['parts']:>2} parts: {r['flips_per_ns']:.4f} flips/ns, "
-        f"cut {r['edge_cut']:,}, halo {r['halo_bytes_per_sweep']:,} B/sweep"
-    )
+def time_interleaved(runs, repeats: int) -> list[list[float]]:
+    """Seconds of every run in every round (each run compiled and warmed up first)."""
+    import jax
+
+    for _, _, run in runs:
+        jax.block_until_ready(run())
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, (_, _, run) in enumerate(runs):
+            start = time.perf_counter()
+            jax.block_until_ready(run())
+            times[i].append(time.perf_counter() - start)
+    return times
+
+
+def machine() -> dict:
+    return {"machine": platform.node(), "cores": len(os.sched_getaffinity(0)), "load_avg": os.getloadavg()[0]}
+
+
+def device_cases(args) -> list[dict]:
+    import jax
+
+    rows = []
+    for case in args.case or CASES:
+        side, chains = parse_case(case)
+        sweeps = sweeps_for(side, chains, args.flips)
+        program, init, keys, probe = build(side, chains)
+        runs = runners(program, init, keys, probe, sweeps, args.parts, args.exchange)
+        times = time_interleaved(runs, args.repeats)
+        flips = side * side * chains * sweeps
+        base = flips / min(times[0]) / 1e9
+        for (label, extra, _), t in zip(runs, times):
+            rate = flips / min(t) / 1e9
+            rows.append({
+                "benchmark": "sharded", "case": case, "nodes": side * side, "chains": chains, "sweeps": sweeps,
+                "path": label, **extra, "devices": extra["parts"] if label == "sharded" else 1,
+                "flips_per_ns": rate, "ratio_to_unsharded": rate / base, "seconds": t,
+                "jax": jax.__version__, **machine(),
+            })
+            emit(rows[-1], args.jsonl)
+    return rows
+
+
+def process_cases(args) -> list[dict]:
+    """1 pinned process (unsharded kernel) against `args.processes` pinned processes (sharded)."""
+    from distthrml.sharding.launch import launch_local
+
+    rows = []
+    for n_processes in (1, args.processes):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "rank0.json")
+            command = [sys.executable, os.path.abspath(__file__), "--worker", out, "--process-case", args.process_case,
+                       "--repeats", str(args.repeats), "--flips", str(args.flips)]
+            launch_local(command, n_processes, 1, cpus_per_process=1, timeout=1800)
+            with open(out) as f:
+                rows.append(json.load(f))
+    base = rows[0]["flips_per_ns"]
+    for r in rows:
+        r["ratio_to_one_pinned_process"] = r["flips_per_ns"] / base
+        emit(r, args.jsonl)
+    return rows
+
+
+def worker(args) -> None:
+    """One rank of the pinned comparison: 1 process runs the unsharded kernel, N shard N ways."""
+    from distthrml.sharding.distributed import initialize_from_env
+
+    initialize_from_env()
+    import jax
+
+    import distthrml as dt
+
+    side, chains = parse_case(args.process_case)
+    sweeps = sweeps_for(side, chains, args.flips)
+    program, init, keys, probe = build(side, chains)
+    schedule = dt.SamplingSchedule(sweeps, 1, 1)
+    n = jax.process_count()
+    if n == 1:
+        run = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, schedule, i, [], probe)))
+    else:
+        sprog = dt.shard_program(program, jax.device_count())
+        run = jax.jit(lambda k, i: dt.sample_states(k, sprog, schedule, i, [], probe))
+    t = time_interleaved([("", {}, lambda: run(keys, init))], args.repeats)[0]
+    if jax.process_index() == 0:
+        row = {
+            "benchmark": "sharded_processes", "case": args.process_case, "nodes": side * side, "chains": chains,
+            "sweeps": sweeps, "path": "unsharded" if n == 1 else "sharded", "processes": n, "parts": jax.device_count(),
+            "cpus_per_process": 1, "flips_per_ns": side * side * chains * sweeps / min(t) / 1e9, "seconds": t,
+            "jax": jax.__version__, **machine(),
+        }
+        with open(args.worker, "w") as f:
+            json.dump(row, f)
+
+
+def emit(row: dict, path: str | None) -> None:
+    line = json.dumps(row)
+    print(line, flush=True)
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -131,25 +214,47 @@ def plot(rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for method, marker in (("metis", "o"), ("random", "s"), ("contiguous", "^")):
-        sel = [r for r in rows if r["method"] == method]
-        if not sel:
-            continue
-        parts = [r["parts"] for r in sel]
-        ax1.plot(parts, [r["flips_per_ns"] for r in sel], marker=marker, label=method)
-        ax2.plot(parts, [max(r["halo_bytes_per_sweep"], 1) for r in sel], marker=marker, label=method)
-    base = next((r["flips_per_ns"] for r in rows if r["parts"] == 1), None)
-    if base:
-        ax1.axhline(0.8 * base, color="gray", ls="--", lw=1, label="80% of 1 part")
-    ax1.set(xlabel="graph parts (emulated devices)", ylabel="flips / ns", title=f"{rows[0]['model']}, {rows[0]['chains']} chain(s)")
-    ax2.set(xlabel="graph parts", ylabel="halo bytes per sweep", yscale="log", title="exchanged per sweep")
-    for ax in (ax1, ax2):
-        ax.set_xscale("log", base=2)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    device_rows = [r for r in rows if r["benchmark"] == "sharded" and r["path"] == "sharded"]
+    process_rows = [r for r in rows if r["benchmark"] == "sharded_processes"]
+    fig, axes = plt.subplots(1, 2 if process_rows else 1, figsize=(11 if process_rows else 6.5, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    cases = list(dict.fromkeys(r["case"] for r in device_rows))
+    for case in cases:
+        for exchange in dict.fromkeys(r["exchange"] for r in device_rows if r["case"] == case):
+            sel = [r for r in device_rows if r["case"] == case and r["exchange"] == exchange]
+            label = f"{case.split(':')[1]}$^2$ x {sel[0]['chains']} chains" + ("" if exchange == "auto" else f" ({exchange})")
+            ax.plot([r["parts"] for r in sel], [r["ratio_to_unsharded"] for r in sel], marker="o", label=label)
+    ax.axhline(1.0, color="black", lw=1, label="unsharded jit(vmap)")
+    ax.set(xlabel="graph parts = emulated CPU devices", ylabel="flips/ns relative to unsharded", xscale="log",
+           title=f"sharded / unsharded, same process ({device_rows[0]['cores'] if device_rows else '?'} cores)")
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if process_rows:
+        ax = axes[0, 1]
+        labels = [f"{r['processes']} pinned process{'es' if r['processes'] > 1 else ''}\n({r['path']})" for r in process_rows]
+        bars = ax.bar(labels, [r["flips_per_ns"] for r in process_rows], color=["gray", "tab:blue"][: len(process_rows)])
+        for b, r in zip(bars, process_rows):
+            ax.annotate(f"{r['ratio_to_one_pinned_process']:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom")
+        ax.set(ylabel="flips/ns", title=f"jax.distributed (gloo), {process_rows[0]['case']}, 1 core each")
+        ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+    rows = []
+    if not args.no_devices:
+        os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(args.parts)} " + os.environ.get("XLA_FLAGS", "")
+        rows += device_cases(args)
+    if args.processes:
+        rows += process_cases(args)
+    if args.png and rows:
+        plot(rows, args.png)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ from .pgm import CategoricalNode as CategoricalNode
 from .pgm import SpinNode as SpinNode
 
 __version__ = "0.1.0"
+from .block_sampling import BatchedProgram as BatchedProgram
+from .errors import ShardingError as ShardingError
+from .models.sharded_training import shard_training_spec as shard_training_spec
 from .sharding import ShardedProgram as ShardedProgram
-from .sharding import ShardingError as ShardingError
 from .sharding import shard_program as shard_program
-from .sharding import shard_training_spec as shard_training_spec

@@ -30,3 +30,24 @@ def take_rows(x, rows: np.ndarray):
     if is_concrete(x):
         return jnp.asarray(np.take(np.asarray(x), rows, axis=0))
     return jnp.take(x, jnp.asarray(rows), axis=0)
+
+
+class Frozen:
+    """Hashable-by-identity holder for static numpy bookkeeping inside an `eqx.Module` (static
+    fields must hash, and numpy arrays do not); `memo` keeps what is derived from it once, shared
+    by every copy of the module that shares this bookkeeping."""
+
+    __slots__ = ("value", "memo")
+
+    def __init__(self, value):
+        self.value = value
+        self.memo = {}
+
+    def __getitem__(self, i):
+        return self.value[i]
+
+    def __len__(self):
+        return len(self.value)
+
+    def __iter__(self):
+        return iter(self.value)

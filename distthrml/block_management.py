@@ -387,6 +387,21 @@ def block_state_to_global(block_state: list[_State], spec: BlockSpec) -> list[_G
     return out
 
 
+def global_to_block_state(global_state: list[_GlobalState], spec: BlockSpec) -> list[_State]:
+    """Split a global state of `spec` into one state per block of `spec.blocks` (the inverse of
+    `block_state_to_global`).
+
+    **Arguments:**
+
+    - `global_state`: a global state of `spec`.
+    - `spec`: the `BlockSpec`.
+    """
+    return [
+        jax.tree.map(lambda g, o=spec.block_offsets[b], n=len(block): g[o : o + n], global_state[spec.block_sd_index[b]])
+        for b, block in enumerate(spec.blocks)
+    ]
+
+
 def get_node_locations(nodes: Block, spec: BlockSpec) -> tuple[int, Int[Array, " nodes"]]:
     """Where a block's nodes live in the global state of `spec`.
 
@@ -418,6 +433,16 @@ def from_global_state(
         sd_index, positions = get_node_locations(block, spec_from)
         out.append(jax.tree.map(lambda x: jnp.take(x, positions, axis=0), global_state[sd_index]))
     return out
+
+
+def state_bytes(node_sd: PyTree[jax.ShapeDtypeStruct]) -> int:
+    """Bytes of one node's state with shape/dtype pytree `node_sd` (e.g. 1 for a bool spin).
+
+    **Arguments:**
+
+    - `node_sd`: a node type's entry of `node_shape_dtypes`.
+    """
+    return sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(node_sd))
 
 
 def make_empty_block_state(

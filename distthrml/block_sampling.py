@@ -1,13 +1,16 @@
 """Block Gibbs specifications, sampling programs and the sampling loop.
 
-The loop keeps the *global* state (one array pytree per node shape/dtype) as its carry and
-writes each updated block into its contiguous slice, so a sweep does no concatenation. Sweep t
-of a chain with key `key` uses the key `fold_in(key, t)`; built-in samplers draw each node's
-randomness from that key and the node's program index (`distthrml.node_rng`).
+THRML's API on the one engine (`distthrml.engine`): a program's own tables are its sweep plan,
+run on the *global* state (one array pytree per node shape/dtype), each updated block written
+into its contiguous slice. Sweep t of a chain with key `key` uses the key `fold_in(key, t)`;
+built-in samplers draw each node's randomness from that key and the node's program index
+(`distthrml.node_rng`). Programs that run many chains at once (`BatchedProgram`, e.g. a sharded
+program) are dispatched to through their own `sample_with_observation`.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
 from typing import Mapping, Type, TypeAlias
@@ -18,16 +21,15 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree, Shaped
 
-from ._arrays import take_rows
-from .block_management import Block, BlockSpec, _State, block_state_to_global, verify_block_state
+from ._arrays import Frozen, take_rows
+from .block_management import Block, BlockSpec, _State, block_state_to_global, global_to_block_state, verify_block_state
 from .conditional_samplers import AbstractConditionalSampler, _SamplerState
+from .engine import program_plan, run_chain, sweep, update_block
 from .errors import BlockError, ProgramError, StateError
 from .interaction import InteractionGroup
 from .lowering import check_simultaneous_updates, lower_interaction_groups
-from .observers import AbstractObserver, ObserveCarry, StateObserver
+from .observers import AbstractObserver, ObserveCarry, StateObserver, observe_global_state
 from .pgm import DEFAULT_NODE_SHAPE_DTYPES, AbstractNode
-from . import node_rng
-from .kernels import make_run_sweeps
 
 SuperBlock: TypeAlias = tuple[Block, ...] | Block
 _SD: TypeAlias = Mapping[Type[AbstractNode], PyTree[jax.ShapeDtypeStruct]]
@@ -160,25 +162,7 @@ class BlockSamplingProgram(eqx.Module):
             jnp.asarray(np.arange(gibbs_spec.block_starts[b], gibbs_spec.block_starts[b + 1], dtype=np.int32))
             for b in range(n_free)
         ]
-        self.per_block_interaction_tail_index = _Frozen([[e.tail_program_index for e in entries] for entries in lowered])
-
-
-class _Frozen:
-    """Hashable-by-identity holder for static numpy bookkeeping inside an `eqx.Module`."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __getitem__(self, i):
-        return self.value[i]
-
-    def __len__(self):
-        return len(self.value)
-
-    def __iter__(self):
-        return iter(self.value)
+        self.per_block_interaction_tail_index = Frozen([[e.tail_program_index for e in entries] for entries in lowered])
 
 
 @dataclasses.dataclass
@@ -200,88 +184,22 @@ class SamplingSchedule:
         return hash((self.n_warmup, self.n_samples, self.steps_per_sample))
 
 
-def _block_output_sd(program: BlockSamplingProgram, block: int):
-    spec = program.gibbs_spec
-    n = len(spec.free_blocks[block])
-    template = spec.node_shape_struct[spec.free_blocks[block].node_type]
-    return jax.tree.map(
-        lambda sd: jax.ShapeDtypeStruct((n, *sd.shape), sd.dtype) if isinstance(sd, jax.ShapeDtypeStruct) else sd,
-        template,
-    )
-
-
-def _gather_tail_states(program: BlockSamplingProgram, block: int, global_state: list) -> list[list[_State]]:
-    out = []
-    for inds, slices in zip(program.per_block_interaction_global_inds[block], program.per_block_interaction_global_slices[block]):
-        out.append(
-            [jax.tree.map(lambda x: jnp.take(x, sl, axis=0), global_state[i]) for i, sl in zip(inds, slices)]
-        )
-    return out
-
-
-def _check_sampler_output(program, block: int, out, output_sd) -> None:
-    sampler = program.samplers[block]
-    if jax.tree.structure(out) != jax.tree.structure(output_sd):
-        raise StateError(
-            f"sampler {block} ({type(sampler).__name__}) returned a state with structure "
-            f"{jax.tree.structure(out)}, expected {jax.tree.structure(output_sd)}"
-        )
-    for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(output_sd)):
-        if got.shape != want.shape or got.dtype != want.dtype:
-            raise StateError(
-                f"sampler {block} ({type(sampler).__name__}) returned {got.dtype}{list(got.shape)} for free "
-                f"block {block}, expected {want.dtype}{list(want.shape)} (see node_shape_dtypes)"
-            )
-
-
-def _sample_block_global(key, program: BlockSamplingProgram, block: int, global_state: list, sampler_state):
-    output_sd = _block_output_sd(program, block)
-    out, new_sampler_state = program.samplers[block].sample_per_node(
-        key,
-        program.per_block_node_index[block],
-        program.per_block_interactions[block],
-        program.per_block_interaction_active[block],
-        _gather_tail_states(program, block, global_state),
-        sampler_state,
-        output_sd,
-    )
-    _check_sampler_output(program, block, out, output_sd)
-    return out, new_sampler_state
-
-
-def _write_block(program: BlockSamplingProgram, block: int, global_state: list, block_state) -> list:
-    spec = program.gibbs_spec
-    sd, offset = spec.block_sd_index[block], spec.block_offsets[block]
-    global_state = list(global_state)
-    global_state[sd] = jax.tree.map(
-        lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), global_state[sd], block_state
-    )
-    return global_state
-
-
-def _sweep(key, program: BlockSamplingProgram, global_state: list, sampler_states: list):
-    """One pass over all superblocks, in order."""
-    sampler_states = list(sampler_states)
-    for group in program.gibbs_spec.sampling_order:
-        updates = [(b, *_sample_block_global(key, program, b, global_state, sampler_states[b])) for b in group]
-        for b, block_state, sampler_state in updates:
-            global_state = _write_block(program, b, global_state, block_state)
-            sampler_states[b] = sampler_state
-    return global_state, sampler_states
-
-
 def global_to_block_states(program: BlockSamplingProgram, global_state: list) -> tuple[list[_State], list[_State]]:
     """Split a program's global state into (free block states, clamped block states)."""
-    spec = program.gibbs_spec
-    states = []
-    for b, block in enumerate(spec.blocks):
-        sd, offset = spec.block_sd_index[b], spec.block_offsets[b]
-        states.append(jax.tree.map(lambda g: g[offset : offset + len(block)], global_state[sd]))
-    n_free = len(spec.free_blocks)
+    states = global_to_block_state(global_state, program.gibbs_spec)
+    n_free = len(program.gibbs_spec.free_blocks)
     return states[:n_free], states[n_free:]
 
 
-def _verify_states(program: BlockSamplingProgram, state_free, state_clamp) -> None:
+def check_program_states(program: BlockSamplingProgram, state_free, state_clamp) -> None:
+    """Raise `StateError` naming the block when the free or clamped states do not fit `program`
+    (count, node shapes and dtypes, one chain: no batch axis).
+
+    **Arguments:**
+
+    - `program`: the program.
+    - `state_free`, `state_clamp`: one state per free and per clamped block.
+    """
     spec = program.gibbs_spec
     if len(state_free) != len(spec.free_blocks):
         raise StateError(f"got {len(state_free)} free block states for {len(spec.free_blocks)} free blocks")
@@ -331,7 +249,7 @@ def sample_single_block(
     """
     if global_state is None:
         global_state = block_state_to_global(list(state_free) + list(clamp_state), program.gibbs_spec)
-    return _sample_block_global(key, program, block, global_state, sampler_state)
+    return update_block(program_plan(program), block, key, global_state, sampler_state)
 
 
 def sample_blocks(
@@ -353,63 +271,28 @@ def sample_blocks(
 
     **Returns:** the updated free block states and sampler states.
     """
-    _verify_states(program, state_free, clamp_state)
+    check_program_states(program, state_free, clamp_state)
     global_state = block_state_to_global(list(state_free) + list(clamp_state), program.gibbs_spec)
-    global_state, sampler_state = _sweep(key, program, global_state, sampler_state)
+    global_state, sampler_state = sweep(program_plan(program), key, global_state, sampler_state)
     return global_to_block_states(program, global_state)[0], sampler_state
 
 
-def run_chain(key, schedule: SamplingSchedule, sweep, observe, state, sampler_states, carry, *, run_sweeps=None):
-    """The sampling schedule, shared by the unsharded and the sharded engines: `n_warmup` sweeps,
-    an observation, then `n_samples - 1` times `steps_per_sample` sweeps and an observation.
-    Sweep t uses the key `fold_in(key, t)`.
+class BatchedProgram(eqx.Module):
+    """A program that samples a batch of chains in one call, e.g. a `distthrml.ShardedProgram`.
 
-    **Arguments:**
+    `sample_states` and `sample_with_observation` hand such a program the call: `key` is then
+    one key per chain and every initial state carries that leading chain axis, as do the results.
 
-    - `key`: the chain's key.
-    - `schedule`: the sampling schedule.
-    - `sweep`: `(sweep_key, state, sampler_states) -> (state, sampler_states)`.
-    - `observe`: `(state, carry, iteration) -> (carry, observation)`.
-    - `state`, `sampler_states`, `carry`: the initial chain state, sampler states and observer carry.
-    - `run_sweeps`: optional `(key, first_step, n_sweeps, state, sampler_states) -> (state,
-        sampler_states)` running sweeps `first_step ..` at once (the unsharded engine's batched
-        kernel, `distthrml.kernels`); by default a scan of `sweep`.
+    **Attributes:**
+
+    - `program`: the unbatched program whose chains it samples.
     """
 
-    def run(first_step, n_sweeps: int, state, sampler_states):
-        if n_sweeps == 0:
-            return state, sampler_states
-        if run_sweeps is not None:
-            return run_sweeps(key, jnp.asarray(first_step, jnp.int32), n_sweeps, state, sampler_states)
+    program: eqx.AbstractVar[BlockSamplingProgram]
 
-        def body(c, step):
-            return sweep(node_rng.step_key(key, step), *c), None
-
-        steps = first_step + jnp.arange(n_sweeps, dtype=jnp.int32)
-        return jax.lax.scan(body, (state, sampler_states), steps)[0]
-
-    state, sampler_states = run(0, schedule.n_warmup, state, sampler_states)
-    carry, first = observe(state, carry, jnp.array(0))
-    if schedule.n_samples <= 1:
-        return carry, jax.tree.map(lambda x: x[None], first)
-
-    def body(c, i):
-        (st, ss), cr = c
-        st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss)
-        cr, observed = observe(st, cr, i)
-        return ((st, ss), cr), observed
-
-    iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
-    (_, carry), rest = jax.lax.scan(body, ((state, sampler_states), carry), iterations)
-    return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
-
-
-def _observe(observer: AbstractObserver, program, global_state, carry, iteration):
-    observe_global = getattr(observer, "observe_global", None)
-    if observe_global is not None:
-        return observe_global(program, global_state, carry, iteration)
-    state_free, state_clamp = global_to_block_states(program, global_state)
-    return observer(program, state_free, state_clamp, carry, iteration)
+    @abc.abstractmethod
+    def sample_with_observation(self, keys, schedule, init_chain_state, state_clamp, observation_carry_init, f_observe):
+        """`distthrml.sample_with_observation` for every chain of the batch."""
 
 
 def sample_with_observation(
@@ -425,8 +308,9 @@ def sample_with_observation(
 
     **Arguments:**
 
-    - `key`: the chain's PRNG key (sweep t uses `fold_in(key, t)`).
-    - `program`: the sampling program.
+    - `key`: the chain's PRNG key (sweep t uses `fold_in(key, t)`); for a `BatchedProgram`, one
+        key per chain.
+    - `program`: the sampling program (or a `BatchedProgram`).
     - `schedule`: warmup, number of samples, sweeps between samples.
     - `init_chain_state`: the free blocks' initial states.
     - `state_clamp`: the clamped blocks' states.
@@ -436,25 +320,26 @@ def sample_with_observation(
     **Returns:** `(final carry, observations)`, observations stacked along a leading
     `n_samples` axis (one observation when `n_samples <= 1`).
     """
-    from .sharding.program import ShardedProgram
-
-    if isinstance(program, ShardedProgram):
-        from .sharding.engine import sample_with_observation_sharded
-
-        return sample_with_observation_sharded(
-            key, program, schedule, init_chain_state, state_clamp, observation_carry_init, f_observe
-        )
-    _verify_states(program, init_chain_state, state_clamp)
+    if isinstance(program, BatchedProgram):
+        return program.sample_with_observation(key, schedule, init_chain_state, state_clamp, observation_carry_init, f_observe)
+    if not isinstance(program, BlockSamplingProgram):
+        raise ProgramError(f"expected a BlockSamplingProgram, got {type(program).__name__}")
+    check_program_states(program, init_chain_state, state_clamp)
     global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
+    observer_arrays, observer_static = eqx.partition(f_observe, eqx.is_array)
+
+    def observe(observer_arrays, state, carry, iteration):
+        return observe_global_state(eqx.combine(observer_arrays, observer_static), program, state, carry, iteration)
+
     return run_chain(
+        program_plan(program),
         key,
         schedule,
-        lambda k, g, ss: _sweep(k, program, g, ss),
-        lambda g, c, i: _observe(f_observe, program, g, c, i),
         global_state,
         [s.init() for s in program.samplers],
         observation_carry_init,
-        run_sweeps=make_run_sweeps(program, _sweep),
+        observe,
+        observer_arrays,
     )
 
 
@@ -470,7 +355,7 @@ def sample_states(
 
     **Arguments:**
 
-    - `key`: the chain's PRNG key.
+    - `key`: the chain's PRNG key (one per chain for a `BatchedProgram`).
     - `program`: the sampling program.
     - `schedule`: the sampling schedule.
     - `init_state_free`: the free blocks' initial states.

@@ -20,3 +20,7 @@ class InteractionError(DistThrmlError):
 
 class ProgramError(DistThrmlError):
     """A sampling program is inconsistent: sampler count, interacting nodes sampled at once."""
+
+
+class ShardingError(DistThrmlError):
+    """A partition, mesh or batch does not fit a sharded program."""

@@ -12,12 +12,20 @@ def interaction_graph(program) -> sp.csr_matrix:
 
     Nodes are numbered by *program index*: free blocks in `gibbs_spec.free_blocks` order, then
     clamped blocks, each block's nodes in order (`program.gibbs_spec.blocks` concatenated). The
-    stored values are 1 (int8).
+    stored values are 1 (int8). The graph is built once per program and then returned again
+    (the same object: do not modify it).
 
     **Arguments:**
 
     - `program`: a `BlockSamplingProgram`.
     """
+    memo = program.per_block_interaction_tail_index.memo
+    if "interaction_graph" not in memo:
+        memo["interaction_graph"] = _build(program)
+    return memo["interaction_graph"]
+
+
+def _build(program) -> sp.csr_matrix:
     spec = program.gibbs_spec
     heads, tails = [], []
     for b, entries in enumerate(program.per_block_interaction_tail_index):

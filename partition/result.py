@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import zipfile
@@ -33,6 +34,9 @@ class Partition:
     - `hierarchy`: `(n_hosts, devices_per_host)` for hierarchical partitions, where part
       `host * devices_per_host + device` lives on device `device` of host `host`; else `()`.
     - `capacity`: the most nodes a part may hold, when the partition was made with one.
+    - `node_block`: the update block (colour step) of every node, `-1` for nodes never updated,
+      or None (every node updated in one block). It decides what the halo plan sends after which
+      block, and so what `report()` counts; `with_blocks` sets it.
     """
 
     assignment: Int[np.ndarray, " nodes"]
@@ -42,6 +46,7 @@ class Partition:
     seed: int | None = None
     hierarchy: tuple[int, ...] = ()
     capacity: int | None = None
+    node_block: Int[np.ndarray, " nodes"] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_parts, numbers.Integral) or self.n_parts < 1:
@@ -64,6 +69,14 @@ class Partition:
         frozen = np.array(assignment, dtype=np.int64)
         frozen.flags.writeable = False
         object.__setattr__(self, "assignment", frozen)
+        if self.node_block is not None:
+            blocks = np.array(self.node_block, dtype=np.int64)
+            if blocks.shape != (n,):
+                raise ValueError(f"node_block must have shape ({n},) (one block per node), got {blocks.shape}")
+            if blocks.size and blocks.min() < -1:
+                raise ValueError("node_block values must be block ids >= 0, or -1 for nodes never updated")
+            blocks.flags.writeable = False
+            object.__setattr__(self, "node_block", blocks)
         object.__setattr__(self, "n_parts", int(self.n_parts))
         object.__setattr__(self, "hierarchy", tuple(int(h) for h in self.hierarchy))
 
@@ -76,13 +89,25 @@ class Partition:
         """Number of nodes of every part."""
         return np.bincount(self.assignment, minlength=self.n_parts)
 
+    def with_blocks(self, node_block: Int[np.ndarray, " nodes"] | None) -> "Partition":
+        """The same partition with the update block of every node (see `node_block`).
+
+        **Arguments:**
+
+        - `node_block`: block of every node, `-1` for nodes never updated; None for one block.
+        """
+        same = self.node_block is None if node_block is None else (
+            self.node_block is not None and np.array_equal(self.node_block, node_block)
+        )
+        return self if same else dataclasses.replace(self, node_block=node_block)
+
     def halo_plan(self) -> HaloPlan:
         """The halo exchange plan (built on first use, then cached)."""
         return self._halo_plan
 
     @cached_property
     def _halo_plan(self) -> HaloPlan:
-        return build_halo_plan(self.csr, self.assignment, self.n_parts)
+        return build_halo_plan(self.csr, self.assignment, self.n_parts, self.node_block)
 
     def report(
         self, bytes_per_node: float | np.ndarray = 1, *, devices_per_host: int | None = None
@@ -93,7 +118,7 @@ class Partition:
         between parts), `edge_cut_fraction`, `max_halo`/`mean_halo` (nodes a part reads but does
         not own), `imbalance` (max part size / mean part size - 1), `neighbor_parts_max` (most
         parts one part exchanges with), `halo_bytes_per_sweep` (every halo node's state sent once
-        to every part that reads it), `bytes_per_node`; for hierarchical partitions (or when
+        to every part that reads it, after its block's update; nodes never updated are not sent), `bytes_per_node`; for hierarchical partitions (or when
         `devices_per_host` is given) `traffic_per_level` splits those bytes into
         `inter_host_bytes` and `intra_host_bytes`.
 
@@ -163,6 +188,7 @@ class Partition:
                 has_seed=np.bool_(self.seed is not None),
                 hierarchy=np.asarray(self.hierarchy, dtype=np.int64),
                 capacity=np.int64(-1 if self.capacity is None else self.capacity),
+                **({} if self.node_block is None else {"node_block": self.node_block}),
             )
 
     @classmethod
@@ -197,6 +223,7 @@ class Partition:
                     seed=int(data["seed"]) if bool(data["has_seed"]) else None,
                     hierarchy=tuple(int(h) for h in data["hierarchy"]),
                     capacity=None if int(data["capacity"]) < 0 else int(data["capacity"]),
+                    node_block=data["node_block"] if "node_block" in data else None,
                 )
         except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a valid partition file: {error}") from error

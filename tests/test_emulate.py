@@ -117,7 +117,7 @@ def test_partition_messages_equal_the_executed_plans(model):
     part = R.partition_model(built, config, 4)
     topology = build_topology(config.links)
     placement = np.array([2, 0, 3, 1])
-    layout = build_layout(built.program, np.asarray(part.assignment, np.int64), 4)
+    layout = build_layout(built.program, part)
     counted = count_traffic(built.program, layout, placement, topology, config.links.state_bits)
     predicted = route_parts(partition_part_traffic(built.program, part, config.links.state_bits), placement, topology)
     assert len(counted.steps) >= 2 and counted.states.sum() > 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import distthrml as dt
-from distthrml.kernels import UNROLL_SLOTS, _chains_ready
+from distthrml.engine import UNROLL_SLOTS, chains_ready, program_plan
 from distthrml.models import IsingEBM, IsingSamplingProgram, SpinGibbsConditional, hinton_init
 from partition.generators import checkerboard_colors, grid_edges
 
@@ -52,7 +52,7 @@ MODELS = {"ising": _ising, "potts": _potts, "mixed-clamped": _mixed, "star-fori"
 @pytest.mark.parametrize("name", list(MODELS))
 def test_vmapped_equals_chain_by_chain(name):
     program, init, clamp, observe = MODELS[name]()
-    assert _chains_ready(program) == (name != "custom-fallback")
+    assert chains_ready(program_plan(program)) == (name != "custom-fallback")
     keys = jax.random.split(jax.random.key(1), CHAINS)
     one = jax.jit(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe))
     batched = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)))(keys, init)

@@ -103,3 +103,53 @@ def test_a_part_may_be_empty():
     plan = part.halo_plan()
     assert plan.owned[1].size == 0 and plan.halo[1].size == 0
     assert part.report()["part_sizes"] == [2, 0, 2]
+
+
+def brute_force_block_plan(edges, assignment, n_parts, node_block):
+    """Reads only by updated nodes; block b's nodes sent after b's update to each part reading them."""
+    halo = [set() for _ in range(n_parts)]
+    for u, v in edges.tolist():
+        for reader, read in ((u, v), (v, u)):
+            if node_block[reader] >= 0 and assignment[reader] != assignment[read]:
+                halo[assignment[reader]].add(read)
+    block_send = {}
+    for dst in range(n_parts):
+        for node in halo[dst]:
+            if node_block[node] >= 0:
+                block_send.setdefault((int(node_block[node]), int(assignment[node]), dst), []).append(node)
+    return [sorted(h) for h in halo], {k: sorted(v) for k, v in block_send.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_block_plan_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    edges = random_sparse_edges(300, 3.5, seed=seed)
+    csr = edges_to_csr(edges, 300)
+    node_block = rng.integers(-1, 3, size=300)  # three update blocks, and nodes never updated
+    part = partition_graph(csr, 5, method="random", seed=seed).with_blocks(node_block)
+    plan = part.halo_plan()
+    halo, block_send = brute_force_block_plan(edges, part.assignment, 5, node_block)
+    assert [h.tolist() for h in plan.halo] == halo
+    assert {k: v.tolist() for k, v in plan.block_send.items()} == block_send
+    # per sweep, src sends dst the union over blocks; never-updated nodes are never sent
+    union = {}
+    for (_, src, dst), ids in block_send.items():
+        union.setdefault((src, dst), []).extend(ids)
+    assert {k: v.tolist() for k, v in plan.send.items()} == {k: sorted(v) for k, v in union.items()}
+    sent = np.concatenate(list(plan.send.values()))
+    assert np.all(node_block[sent] >= 0)
+    assert part.report()["halo_bytes_per_sweep"] == sum(len(v) for v in block_send.values())
+    # the same partition without blocks reads from every node and sends everything it reads
+    assert part.with_blocks(None).report()["halo_bytes_per_sweep"] == sum(len(h) for h in brute_force_plan(edges, part.assignment, 5)[1])
+
+
+def test_with_blocks_keeps_the_plan_when_the_blocks_are_equal():
+    csr = edges_to_csr(torus_edges(10, 10), 100)
+    blocks = np.arange(100) % 2
+    part = partition_graph(csr, 4, method="metis").with_blocks(blocks)
+    assert part.with_blocks(blocks.copy()) is part
+    assert part.with_blocks(None) is not part
+    with pytest.raises(ValueError, match="node_block must have shape"):
+        part.with_blocks(np.zeros(99, int))
+    with pytest.raises(ValueError, match="-1 for nodes never updated"):
+        part.with_blocks(np.full(100, -2))

@@ -144,7 +144,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     - `traffic`: traffic already counted from executed plans (by Ray workers), if any.
     - `placed`: `place`'s result when the parts were already placed.
     """
-    from distthrml.sharding.layout import build_layout
+    from distthrml.sharding.layout import build_layout, program_node_block
 
     seconds = {}
     t0 = time.perf_counter()
@@ -156,7 +156,7 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     if traffic is None:
         t0 = time.perf_counter()
         if layout is None:
-            layout = build_layout(model.program, np.asarray(part.assignment, np.int64), k)
+            layout = build_layout(model.program, part.with_blocks(program_node_block(model.program)))
             seconds["layout"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         traffic = count_traffic(model.program, layout, placement, topology, config.links.state_bits)

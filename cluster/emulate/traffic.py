@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
-import jax
 import numpy as np
+
+from distthrml.block_management import state_bytes
+from distthrml.sharding.layout import program_node_block
 
 from .topology import Topology
 
@@ -57,8 +59,7 @@ class Traffic:
 def node_bytes(program, b: int) -> int:
     """Bytes of one node state of free block b (its `node_shape_struct`)."""
     spec = program.gibbs_spec
-    sd = spec.node_shape_struct[spec.free_blocks[b].node_type]
-    return sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(sd))
+    return state_bytes(spec.node_shape_struct[spec.free_blocks[b].node_type])
 
 
 class PartTraffic(NamedTuple):
@@ -138,37 +139,32 @@ def count_traffic(program, layout, placement: np.ndarray, topology: Topology, st
 
 def partition_part_traffic(program, partition, state_bits: int | None = None) -> PartTraffic:
     """The messages between parts of a `Partition` of the program's interaction graph, before any
-    sharded program exists: in step s, part p sends part q every node of step s it owns that has
-    a neighbour in q, once; the counts the exchange plans of `shard_program` carry.
+    sharded program exists: the partition's halo plan per block (the lists `shard_program`
+    executes), summed per colour step.
 
     **Arguments:**
 
-    - `program`: the unsharded `BlockSamplingProgram` (free nodes only in its interaction graph).
+    - `program`: the unsharded `BlockSamplingProgram`.
     - `partition`: a `partition.Partition` of `distthrml.interaction_graph(program)`.
     - `state_bits`: as for `count_traffic`.
     """
     spec = program.gibbs_spec
     steps = [list(group) for group in spec.sampling_order]
-    sizes = np.array([len(b) for b in spec.free_blocks], np.int64)
-    step_of_block = np.zeros(len(sizes), np.int64)
+    n_free, k = len(spec.free_blocks), partition.n_parts
+    step_of_block = np.zeros(n_free, np.int64)
     for s, blocks in enumerate(steps):
         step_of_block[blocks] = s
-    assignment = np.asarray(partition.assignment, np.int64)
-    if assignment.size != sizes.sum():
-        raise ValueError(f"the partition has {assignment.size} nodes, the program {int(sizes.sum())} free nodes")
-    block_of_node = np.repeat(np.arange(len(sizes)), sizes)
-    bytes_of_block = np.array([node_bytes(program, b) for b in range(len(sizes))], np.int64)
-    per_state = 8 * bytes_of_block if state_bits is None else np.full(len(sizes), state_bits)
-    csr, k, n_steps = partition.csr, partition.n_parts, len(steps)
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    to = assignment[csr.indices]
-    cut = assignment[rows] != to
-    # one message per (sender node, receiving part): unique pairs of the cut edges
-    sent = np.unique(rows[cut] * k + to[cut])
-    node, dest = sent // k, sent % k
-    block = block_of_node[node]
-    key = (step_of_block[block] * k + assignment[node]) * k + dest
-    states = np.bincount(key, minlength=n_steps * k * k).reshape(n_steps, k, k)
-    bits = np.bincount(key, weights=per_state[block], minlength=n_steps * k * k).reshape(n_steps, k, k).astype(np.int64)
-    part_nodes = np.bincount(step_of_block[block_of_node] * k + assignment, minlength=n_steps * k).reshape(n_steps, k)
-    return PartTraffic(steps, states, bits, part_nodes, int(bytes_of_block[block].sum()))
+    node_block = program_node_block(program)
+    if partition.n_nodes != spec.n_nodes:
+        raise ValueError(f"the partition has {partition.n_nodes} nodes, the program {spec.n_nodes}")
+    plan = partition.with_blocks(node_block).halo_plan()
+    bytes_of_block = np.array([node_bytes(program, b) for b in range(n_free)], np.int64)
+    per_state = 8 * bytes_of_block if state_bits is None else np.full(n_free, state_bits)
+    states = np.zeros((len(steps), k, k), np.int64)
+    rows = plan.block_send_rows()  # (block, src, dst, count), one row per part pair and block
+    np.add.at(states, (step_of_block[rows[:, 0]], rows[:, 1], rows[:, 2]), rows[:, 3])
+    bits = np.zeros_like(states)
+    np.add.at(bits, (step_of_block[rows[:, 0]], rows[:, 1], rows[:, 2]), rows[:, 3] * per_state[rows[:, 0]])
+    free = node_block >= 0
+    part_nodes = np.bincount(step_of_block[node_block[free]] * k + partition.assignment[free], minlength=len(steps) * k)
+    return PartTraffic(steps, states, bits, part_nodes.reshape(len(steps), k), int((rows[:, 3] * bytes_of_block[rows[:, 0]]).sum()))

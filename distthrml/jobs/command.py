@@ -20,11 +20,21 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     )
     run.add_argument("config", help="YAML run configuration (see configs/quickstart.yaml)")
     run.add_argument("--out", help="output directory (overrides output.dir)")
-    run.add_argument("--devices", type=int, help="emulate this many CPU devices (overrides devices; 0: JAX's own devices)")
+    run.add_argument("--devices", type=_devices, help="'auto' (one CPU device per core), a number of CPU devices to emulate, "
+                     "or 0 for JAX's own devices (overrides devices)")
     run.add_argument("--parts", type=int, help="number of graph parts (overrides sharding.parts)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=run_command)
     return run
+
+
+def _devices(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of devices, got {text!r}") from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -44,7 +54,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.out is not None:
             raw["output"]["dir"] = args.out
         if args.devices is not None:
-            raw["devices"] = args.devices or None
+            raw["devices"] = None if args.devices == 0 else args.devices
         if args.parts is not None:
             raw["sharding"]["parts"] = args.parts
         if args.no_progress:

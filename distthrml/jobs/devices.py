@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 
 from .config import ConfigError
@@ -16,7 +18,12 @@ def _backend_started() -> bool:
     return bool(started()) if started is not None else bool(getattr(xla_bridge, "_backends", True))
 
 
-def run_devices(requested: int | None) -> list:
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def run_devices(requested: int | str | None, mesh_devices: int | None = None) -> list:
     """The devices a run uses; with `requested`, emulate that many CPU devices and use them.
 
     Emulation only works before JAX's backend starts (the first array or `jax.devices()`
@@ -25,10 +32,18 @@ def run_devices(requested: int | None) -> list:
 
     **Arguments:**
 
-    - `requested`: number of CPU devices to emulate, or None for JAX's own devices.
+    - `requested`: number of CPU devices to emulate, `"auto"` (on CPU one per usable core, or
+        `mesh_devices` if more; else JAX's accelerators), or None for JAX's own devices.
+    - `mesh_devices`: the devices a mesh the config fixes needs (`auto` only), if any.
     """
     if requested is None:
         return list(jax.devices())
+    if requested == "auto":
+        wanted = max(usable_cores(), mesh_devices or 0)
+        if not _backend_started() and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+            jax.config.update("jax_num_cpu_devices", wanted)  # only the CPU backend reads it
+        devices = list(jax.devices())
+        return devices[:wanted] if devices[0].platform == "cpu" else devices
     if not _backend_started():
         # Emulated devices are CPU devices: pin the platform so that a GPU box runs the same job.
         jax.config.update("jax_platforms", "cpu")

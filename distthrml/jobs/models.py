@@ -116,7 +116,16 @@ def partition_model(model: BuiltModel, parts: int, method: str, seed: int = 0, c
     - `method`: `metis`, `random` or `contiguous`.
     - `seed`: METIS / random seed.
     - `capacity`: the most nodes one part may hold (a chip's capacity), or None.
+
+    **Returns:** the partition with the program's update blocks, so that its halo plan is built
+    once for the report, the sharded program and the emulation.
     """
+    from ..sharding.layout import program_node_block
+
+    return _partition(model, parts, method, seed, capacity).with_blocks(program_node_block(model.program))
+
+
+def _partition(model: BuiltModel, parts: int, method: str, seed: int, capacity: int | None):
     import partition as partition_lib
 
     from ..graph import interaction_graph

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..block_management import block_state_to_global
+from ..block_management import Block, block_state_to_global, concat_blocks
 from ..observers import AbstractObserver
+from ..shard_view import LocalRows, ShardObservation, ShardView
 from .models import BuiltModel
 
 
@@ -32,6 +33,8 @@ class JobObserver(AbstractObserver):
     sd: int = eqx.field(static=True)
     categories: int | None = eqx.field(static=True)
     moments: bool = eqx.field(static=True)
+    slots: Block  # every node, in global-state slot order
+    ends: tuple[Block, Block]  # every edge's two nodes
 
     def __call__(self, program, state_free, state_clamped, carry, iteration):
         global_state = block_state_to_global(list(state_free) + list(state_clamped), program.gibbs_spec)
@@ -60,6 +63,12 @@ class JobObserver(AbstractObserver):
     def init(self):
         return None
 
+    def for_shard(self, program, view):
+        if self.weights is not None:
+            return None  # float sums over shards would round differently: observe the whole state
+        edges = view.rows(list(self.ends))
+        return None if edges is None else _ShardJob(self.categories, self.moments, view.rows([self.slots]), edges, view)
+
     def carry_init(self, program) -> dict:
         """The carry a chunk starts from (shared by all chains: the state slot is overwritten)."""
         sd = program.gibbs_spec.node_shape_struct[program.gibbs_spec.blocks[0].node_type]
@@ -70,6 +79,56 @@ class JobObserver(AbstractObserver):
             carry["node"] = jnp.zeros(shape, jnp.int32)
             carry["edge"] = jnp.zeros(self.u.shape, jnp.int32)
         return carry
+
+
+class _ShardJob(ShardObservation):
+    """`JobObserver` on one shard: integer counts over the shard's nodes and edges (each node
+    and edge on one shard), summed across shards after the last sample; the state and moment
+    counts of the owned slots, gathered then."""
+
+    categories: int | None = eqx.field(static=True)
+    moments: bool = eqx.field(static=True)
+    nodes: LocalRows
+    edges: LocalRows
+    view: ShardView
+
+    def init(self, carry):
+        out = {"state": self.nodes.localize(carry["state"])}
+        if self.moments:
+            out["node"] = self.nodes.localize(carry["node"])
+            out["edge"] = self.edges.localize(carry["edge"])
+        return out
+
+    def observe(self, state, carry, iteration):
+        x = self.nodes.take(state, 0)
+        a, b = self.edges.take(state, 0), self.edges.take(state, 1)
+        on_nodes, on_edges = self.nodes.valid, self.edges.valid
+        if self.categories is None:
+            spins = jnp.where(x, 1, -1).astype(jnp.int32)
+            record = {
+                "pair": jnp.sum(jnp.where(on_edges, jnp.where(a == b, 1, -1), 0).astype(jnp.int32)),
+                "spin": jnp.sum(jnp.where(on_nodes, spins, 0)),
+            }
+        else:
+            counts = jnp.zeros(self.categories, jnp.int32).at[x.astype(jnp.int32)].add(on_nodes.astype(jnp.int32))
+            record = {"equal": jnp.sum((on_edges & (a == b)).astype(jnp.int32)), "counts": counts}
+        new = {"state": x}
+        if self.moments:
+            node = x.astype(jnp.int32) if self.categories is None else jax.nn.one_hot(x, self.categories, dtype=jnp.int32)
+            new["node"] = carry["node"] + node
+            new["edge"] = carry["edge"] + (a == b).astype(jnp.int32)
+        return new, record
+
+    def finalize(self, carry, observations):
+        carry = {"state": self.view.gather(carry["state"], self.nodes)} | (
+            {"node": self.view.gather(carry["node"], self.nodes), "edge": self.view.gather(carry["edge"], self.edges)}
+            if self.moments
+            else {}
+        )
+        totals = self.view.sum(observations)
+        if self.categories is not None:
+            totals = {"equal": totals["equal"], "majority": jnp.max(totals["counts"], axis=-1)}
+        return carry, totals
 
 
 def node_slots(model: BuiltModel) -> np.ndarray:
@@ -88,9 +147,10 @@ def make_observer(model: BuiltModel, moments: bool) -> JobObserver:
     """
     slots = node_slots(model)
     weights = None if model.weights is None else jnp.asarray(model.weights, jnp.float32)
-    sd = int(model.program.gibbs_spec.block_sd_index[0])
+    spec = model.program.gibbs_spec
     return JobObserver(
         jnp.asarray(slots[model.edges[:, 0]].astype(np.int32)),
         jnp.asarray(slots[model.edges[:, 1]].astype(np.int32)),
-        weights, sd, model.categories, moments,
+        weights, int(spec.block_sd_index[0]), model.categories, moments,
+        concat_blocks(spec.blocks), (model.nodes[model.edges[:, 0]], model.nodes[model.edges[:, 1]]),
     )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import numpy as np
-
+from ..block_management import state_bytes
 from .engine import Engine
 
 _PARTITION_KEYS = ("method", "seed", "edge_cut", "edge_cut_fraction", "max_halo", "mean_halo", "imbalance",
@@ -16,8 +14,7 @@ _PARTITION_KEYS = ("method", "seed", "edge_cut", "edge_cut_fraction", "max_halo"
 def node_bytes(engine: Engine) -> int:
     """Bytes of one node's state (the unit of halo traffic)."""
     spec = engine.model.program.gibbs_spec
-    sd = spec.node_shape_struct[spec.free_blocks[0].node_type]
-    return sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(sd))
+    return state_bytes(spec.node_shape_struct[spec.free_blocks[0].node_type])
 
 
 def sharding_summary(engine: Engine, parts: int, chains_axis: int) -> dict[str, Any]:
@@ -29,6 +26,8 @@ def sharding_summary(engine: Engine, parts: int, chains_axis: int) -> dict[str, 
     - `parts`, `chains_axis`: the mesh's graph and chains axis sizes.
     """
     out: dict[str, Any] = {"parts": parts, "chains_axis": chains_axis, "sharded": engine.sharded}
+    if engine.sharded:
+        out["exchange"] = list(engine.target.exchange)
     if engine.partition is None:
         out.update(edge_cut=0, max_halo=0, imbalance=0.0, halo_bytes_per_sweep=0, executed_halo_bytes_per_sweep=0)
         return out
@@ -53,7 +52,8 @@ def format_report(summary: dict[str, Any]) -> str:
     """
     sh, t = summary["sharding"], summary["timing"]
     rows = [("model", f"{summary['model_name']} (built in {t['build_seconds']:.2f} s)")]
-    rows.append(("devices", f"{summary['devices']} x {summary['platform']}; mesh chains {sh['chains_axis']} x graph {sh['parts']}"))
+    rows.append(("devices", f"{summary['devices']} x {summary['platform']} of {summary['devices_available']} "
+                             f"({summary['cores']} cores); mesh chains {sh['chains_axis']} x graph {sh['parts']}"))
     if sh["sharded"]:
         rows += [
             ("partition", (f"{sh['method']} into {sh['parts']} parts of {sh['part_sizes_min']}..{sh['part_sizes_max']} "

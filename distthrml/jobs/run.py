@@ -13,7 +13,7 @@ import numpy as np
 from . import stats
 from .chunks import plan_chunks, run_chunks
 from .config import ConfigError, RunConfig, check_device_count, resolve_parts
-from .devices import run_devices
+from .devices import run_devices, usable_cores
 from .engine import initial_state, make_engine
 from .models import build_model
 from .observe import make_observer, node_slots
@@ -34,12 +34,14 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
     - `echo`: where the report lines go.
     """
     wall = time.perf_counter()
-    devices = run_devices(config.devices)  # first: CPU emulation must precede the backend start
+    sh = config.sharding
+    # first: CPU emulation must precede the backend start
+    devices = run_devices(config.devices, sh.parts * sh.chains_axis if sh.parts else None)
     check_device_count(config, len(devices))
-    parts = resolve_parts(config, len(devices))
     m, s, out = config.model, config.sampling, config.output
 
     model = build_model(config)
+    parts = resolve_parts(config, len(devices), model.n_nodes * s.chains if config.devices == "auto" else None)
     echo(f"built {model.name} in {model.build_seconds:.2f} s; partitioning into {parts} part(s) and compiling")
     if parts > model.n_nodes:
         raise ConfigError(f"sharding.parts ({parts}) is more than the model's {model.n_nodes} nodes")
@@ -66,7 +68,9 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
         "nodes": n,
         "edges": len(model.edges),
         "colors": len(model.blocks),
-        "devices": len(devices),
+        "devices": parts * config.sharding.chains_axis,
+        "devices_available": len(devices),
+        "cores": usable_cores(),
         "platform": devices[0].platform,
         "sharding": sharding_summary(engine, parts, config.sharding.chains_axis),
         "sweeps": sweeps,

@@ -18,7 +18,7 @@ from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _ch
 from ..errors import InteractionError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
-from ..kernels import UNROLL_SLOTS
+from ..engine import UNROLL_SLOTS
 from .ebm import EBMFactor
 
 

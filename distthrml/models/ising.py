@@ -14,6 +14,7 @@ from jaxtyping import Array, Bool, Key
 
 from ..block_management import Block, NodeIndex
 from ..block_sampling import (
+    BatchedProgram,
     BlockGibbsSpec,
     BlockSamplingProgram,
     SamplingSchedule,
@@ -207,7 +208,7 @@ def _moment_observer(first_moment_nodes: Nodes, second_moment_edges: Edges) -> M
     u, v = as_edge_blocks(second_moment_edges) if len(second_moment_edges) else (None, None)
     first = [nodes] if nodes is not None else []
     second = [u, v] if u is not None else []
-    return MomentAccumulatorObserver(moment_blocks=[first, second], f_transform=_spin_transform)
+    return MomentAccumulatorObserver(moment_blocks=[first, second], f_transform=_spin_transform, elementwise_transform=True)
 
 
 def estimate_moments(
@@ -237,12 +238,6 @@ def estimate_moments(
     sums, _ = sample_with_observation(key, program, schedule, init_state, clamped_data, observer.init(), observer)
     node_sums, edge_sums = sums
     return node_sums / schedule.n_samples, edge_sums / schedule.n_samples
-
-
-def _is_sharded(program) -> bool:
-    from ..sharding.program import ShardedProgram
-
-    return isinstance(program, ShardedProgram)
 
 
 def estimate_kl_grad(
@@ -290,30 +285,29 @@ def estimate_kl_grad(
     else:
         chains_pos = init_state_positive[0].shape[:2]
         keys_pos = jax.random.split(key_pos, chains_pos)
-        clamp_pos = list(data) + cond_batched
-        if _is_sharded(program_pos):
-            # One sharded call over all (chain, datum) pairs: the same keys and states as the
-            # nested vmap below, flattened onto the sharded engine's chain axis.
-            flat = lambda x: x.reshape(-1, *x.shape[2:])
-            tiled = [jnp.broadcast_to(x, (chains_pos[0], *x.shape)) for x in clamp_pos]
+        # every (chain, datum) pair is one chain of one batch: the same keys and states as a
+        # nested vmap, in one chain axis (the batched kernel batches once)
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+        clamp_pos = [flat(jnp.broadcast_to(x, (chains_pos[0], *x.shape))) for x in list(data) + cond_batched]
+        init_pos = [flat(x) for x in init_state_positive]
+        if isinstance(program_pos, BatchedProgram):
             pos_b, pos_w = estimate_moments(
-                flat(keys_pos), bias_nodes, weight_edges, program_pos, training_spec.schedule_positive,
-                [flat(x) for x in init_state_positive], [flat(x) for x in tiled],
+                flat(keys_pos), bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init_pos, clamp_pos
             )
-            pos_b, pos_w = (x.reshape(*chains_pos, *x.shape[1:]) for x in (pos_b, pos_w))
         else:
 
             def positive(k, init, clamp):
                 return estimate_moments(k, bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init, clamp)
 
-            pos_b, pos_w = jax.vmap(lambda ks, inits: jax.vmap(positive)(ks, inits, clamp_pos))(keys_pos, init_state_positive)
+            pos_b, pos_w = jax.vmap(positive)(flat(keys_pos), init_pos, clamp_pos)
+        pos_b, pos_w = (x.reshape(*chains_pos, *x.shape[1:]) for x in (pos_b, pos_w))
 
     keys_neg = jax.random.split(key_neg, init_state_negative[0].shape[0])
     negative = functools.partial(
         estimate_moments, first_moment_nodes=bias_nodes, second_moment_edges=weight_edges, program=program_neg,
         schedule=training_spec.schedule_negative, clamped_data=conditioning_values,
     )
-    if _is_sharded(program_neg):
+    if isinstance(program_neg, BatchedProgram):
         neg_b, neg_w = negative(keys_neg, init_state=init_state_negative)
     else:
         neg_b, neg_w = jax.vmap(lambda k, init: negative(k, init_state=init))(keys_neg, init_state_negative)

@@ -15,6 +15,12 @@ from collections.abc import Sequence
 
 from . import distributed
 
+CPUS = "DISTTHRML_CPUS"  # the CPUs a pinned rank runs on, e.g. "2,3"
+
+# exec'd in place of each pinned rank: set the affinity, then become the command (affinity is
+# inherited across exec, so every thread the rank starts later stays on its CPUs)
+_PIN = "import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')]); os.execvp(sys.argv[2], sys.argv[2:])"
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -31,6 +37,7 @@ def launch_local(
     timeout: float | None = None,
     env: dict[str, str] | None = None,
     capture: bool = True,
+    cpus_per_process: int | None = None,
 ) -> list[subprocess.CompletedProcess]:
     """Run `command` as `n_processes` processes of one `jax.distributed` run and wait for all.
 
@@ -45,11 +52,14 @@ def launch_local(
     - `timeout`: seconds before every process is killed and `TimeoutError` raised.
     - `env`: extra environment variables.
     - `capture`: collect stdout/stderr (else they go to this process's).
+    - `cpus_per_process`: pin rank r to the r-th group of this many of the CPUs this process may
+        use (so one machine stands in for several hosts of that many cores); None: no pinning.
 
     **Returns:** one `CompletedProcess` per rank; raises `RuntimeError` naming the failed rank.
     """
     if n_processes < 1:
         raise ValueError(f"n_processes must be at least 1, got {n_processes}")
+    cpus = cpu_groups(n_processes, cpus_per_process)
     address = f"127.0.0.1:{free_port()}"
     procs = []
     for rank in range(n_processes):
@@ -64,8 +74,12 @@ def launch_local(
         )
         # A device count forced through XLA_FLAGS would fight jax_num_cpu_devices.
         proc_env.pop("XLA_FLAGS", None)
+        argv = list(command)
+        if cpus is not None:
+            proc_env[CPUS] = ",".join(map(str, cpus[rank]))
+            argv = [sys.executable, "-c", _PIN, proc_env[CPUS], *argv]
         pipe = subprocess.PIPE if capture else None
-        procs.append(subprocess.Popen(list(command), env=proc_env, stdout=pipe, stderr=pipe, text=True))
+        procs.append(subprocess.Popen(argv, env=proc_env, stdout=pipe, stderr=pipe, text=True))
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         return _wait_all(procs, command, deadline)
@@ -74,6 +88,28 @@ def launch_local(
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def cpu_groups(n_processes: int, cpus_per_process: int | None) -> list[list[int]] | None:
+    """Disjoint groups of `cpus_per_process` CPUs (of those this process may use), one per rank.
+
+    **Arguments:**
+
+    - `n_processes`: number of ranks.
+    - `cpus_per_process`: CPUs per rank, or None (no pinning: returns None).
+    """
+    if cpus_per_process is None:
+        return None
+    if cpus_per_process < 1:
+        raise ValueError(f"cpus_per_process must be at least 1, got {cpus_per_process}")
+    available = sorted(os.sched_getaffinity(0))
+    need = n_processes * cpus_per_process
+    if need > len(available):
+        raise ValueError(
+            f"{n_processes} processes x {cpus_per_process} CPUs need {need} CPUs, but this process may use "
+            f"{len(available)} ({available})"
+        )
+    return [available[r * cpus_per_process : (r + 1) * cpus_per_process] for r in range(n_processes)]
 
 
 def _wait_all(procs, command, deadline) -> list[subprocess.CompletedProcess]:
@@ -109,6 +145,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-n", "--processes", type=int, default=2, help="number of processes")
     parser.add_argument("-d", "--devices-per-process", type=int, default=1, help="CPU devices per process")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before all processes are killed")
+    parser.add_argument("--cpus-per-process", type=int, default=None,
+                        help="pin each rank to its own CPUs, this many each (one machine as several hosts)")
     parser.add_argument("command", nargs="+", help="the program to run, after --")
 
 
@@ -116,7 +154,8 @@ def run_from_args(args) -> int:
     command = list(args.command)
     if command and command[0].endswith(".py"):
         command = [sys.executable, *command]
-    launch_local(command, args.processes, args.devices_per_process, timeout=args.timeout, capture=False)
+    launch_local(command, args.processes, args.devices_per_process, timeout=args.timeout, capture=False,
+                 cpus_per_process=args.cpus_per_process)
     return 0
 
 

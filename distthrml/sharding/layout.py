@@ -1,10 +1,17 @@
-"""Per-shard layout of a program: owned nodes, halo slots, local tables and exchange plans.
+"""Per-shard layout of a program: owned nodes, halo slots and exchange plans, from the
+partition's halo plan (`partition.HaloPlan`, the one place halos are derived).
 
 Shard p's copy of global-state entry s (one array per node shape/dtype) is laid out as:
-for every block stored in s (in spec order) the nodes of that block that p owns, padded to the
-largest shard's count (so every block sits at the same static offset on every shard); then the
-halo (nodes p's updates read but another shard owns), padded likewise; then one trash slot that
-padded writes go to. Every table is a numpy array with a leading axis of length n_parts.
+
+1. for every block stored in s (in spec order) the nodes of that block that p owns, padded to
+   the largest shard's count, so every block sits at the same static offset on every shard;
+2. for every free block stored in s, its *receive region*: the rows its exchange writes, laid
+   out exactly as the messages arrive (one slot per `ppermute` round, or one slot per sending
+   part for `all_to_all`), so that receiving is one contiguous write at a static offset;
+3. the halo nodes that are never sent (clamped nodes other shards own), padded;
+4. one spare row that padded writes and reads use.
+
+Tables have a leading axis of length n_parts.
 """
 
 from __future__ import annotations
@@ -12,149 +19,250 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from jaxtyping import Int
+
+EXCHANGES = ("auto", "ppermute", "all_to_all")
+# "auto" moves a block's states with one all_to_all while its padded buffers carry at most this
+# many times the bytes of its messages, else with ppermute rounds (see distthrml.sharding.exchange)
+AUTO_PADDING = 4
 
 
 @dataclasses.dataclass(frozen=True)
 class ExchangeRound:
-    """One `ppermute` round for one block: each `(p, q)` in `pairs` sends from shard p to shard q;
+    """One round of a block's messages: each `(p, q)` in `pairs` sends from shard p to shard q;
     every shard sends to at most one shard and receives from at most one.
 
-    `send[p]` are positions in p's block section (padded with 0), `recv[q]` positions in q's
-    local state entry (padded with, and all of it for a shard receiving nothing, q's trash slot);
-    `count[p]` the real number sent by p.
+    `send[p]` are positions in p's block section (padded with 0), `count[p]` the real number p
+    sends; with the `ppermute` transport the receivers write the round's `width` rows at local
+    row `offset`.
     """
 
     pairs: tuple[tuple[int, int], ...]
     send: np.ndarray
-    recv: np.ndarray
     count: np.ndarray
+    offset: int
+
+    @property
+    def width(self) -> int:
+        return self.send.shape[1]
 
 
 @dataclasses.dataclass(frozen=True)
+class AllToAll:
+    """A block's messages as one `all_to_all`: `send [P, P * width]` positions in the sender's
+    block section (the message to q in slot q, padded with 0); every shard writes what it
+    receives (the message from p in slot p) at local row `offset`."""
+
+    send: np.ndarray
+    width: int
+    offset: int
+class LocalIndex:
+    """Where each (shard, program index) lives in that shard's local state, vectorised: a sorted
+    array of `shard * n + program index` keys for every owned and halo node."""
+
+    def __init__(self, n: int, parts: np.ndarray, program_index: np.ndarray, rows: np.ndarray):
+        self.n = n
+        keys = parts.astype(np.int64) * n + program_index.astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.rows = keys[order], rows.astype(np.int64)[order]
+
+    def lookup(self, parts: Int[np.ndarray, "..."], program_index: Int[np.ndarray, "..."]) -> Int[np.ndarray, "..."]:
+        """Local rows of `program_index` on `parts` (broadcast), -1 where the shard lacks the node."""
+        keys = np.asarray(parts, np.int64) * self.n + np.asarray(program_index, np.int64)
+        if self.keys.size == 0:
+            return np.full(keys.shape, -1, np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        return np.where((self.keys[at] == keys) & (np.asarray(program_index) >= 0), self.rows[at], -1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # identity: it is static data of jitted programs
 class ShardLayout:
+    """The per-shard layout (see the module docstring).
+
+    **Fields:**
+
+    - `n_parts`, `assignment`: the parts and the part of every program index.
+    - `local_size`: per state entry, rows of a shard's local copy (spare slot included).
+    - `block_offset`, `block_width`: per block, its section's offset and (padded) width.
+    - `owned`: per block, `[P, width]` program indices of the owned nodes (-1 = padding).
+    - `gather`: per state entry, `[P, local_size]` global-state positions to initialise from.
+    - `index`: the `LocalIndex` of every owned and halo node.
+    - `exchange`: per free block, its messages as `ExchangeRound`s (what moves: the partition's
+        block sends, matched into rounds).
+    - `transport`: per free block, `"ppermute"` (the rounds) or `"all_to_all"` (`all_to_all`).
+    - `all_to_all`: per free block, its `AllToAll` (None unless that is its transport).
+    - `owned_global`, `owned_local`: per state entry, `[P, owned_width]` global positions (pad =
+        entry size) and local rows (pad = spare slot) of every shard's owned nodes.
+    """
+
     n_parts: int
     assignment: np.ndarray
-    local_size: list[int]  # per state entry
-    block_offset: list[int]  # per block: offset of its section in its state entry (same on all shards)
-    block_width: list[int]  # per block: padded per-shard count
-    owned: list[np.ndarray]  # per block: [P, width] program indices (-1 = padding)
-    gather: list[np.ndarray]  # per state entry: [P, local_size] global positions to initialise from
-    local_position: np.ndarray  # [P, N] local position of each program index on each shard (-1 = absent)
-    exchange: list[list[ExchangeRound]]  # per free block
-    owned_global: list[np.ndarray]  # per state entry: [P, owned_width] global positions of owned slots (pad = size)
-    owned_local: list[np.ndarray]  # per state entry: [P, owned_width] their local positions (pad = trash)
+    local_size: list[int]
+    block_offset: list[int]
+    block_width: list[int]
+    owned: list[np.ndarray]
+    gather: list[np.ndarray]
+    index: LocalIndex
+    exchange: list[list[ExchangeRound]]
+    transport: tuple[str, ...]
+    all_to_all: list[AllToAll | None]
+    owned_global: list[np.ndarray]
+    owned_local: list[np.ndarray]
+
+    def spare_row(self, entry: int) -> int:
+        """The spare (padding) row of a state entry."""
+        return self.local_size[entry] - 1
 
 
-def _reads(program, b: int) -> np.ndarray:
-    """[n_b, total_k] program indices free block b's nodes read (-1 = padding)."""
-    tables = [t for tails in program.per_block_interaction_tail_index[b] for t in tails]
-    n = len(program.gibbs_spec.free_blocks[b])
-    return np.concatenate(tables, axis=1) if tables else np.full((n, 0), -1, np.int32)
-
-
-def build_layout(program, assignment: np.ndarray, n_parts: int) -> ShardLayout:
-    """Lay `program` out over `n_parts` shards given one part per program index.
+def build_layout(program, partition, exchange: str = "auto") -> ShardLayout:
+    """Lay `program` out over the parts of `partition`, executing its halo plan.
 
     **Arguments:**
 
     - `program`: a `BlockSamplingProgram`.
-    - `assignment`: int array, the part of every program index.
-    - `n_parts`: the number of parts.
+    - `partition`: a `partition.Partition` of the program's interaction graph whose
+        `node_block` is the program's (`program_node_block`).
+    - `exchange`: the transport of every block's messages, one of `EXCHANGES`.
     """
+    if exchange not in EXCHANGES:
+        raise ValueError(f"exchange must be one of {EXCHANGES}, got {exchange!r}")
     spec = program.gibbs_spec
-    n = spec.n_nodes
-    n_sd = len(spec.global_sd_order)
-    n_free = len(spec.free_blocks)
+    n, n_parts, n_sd, n_free = spec.n_nodes, partition.n_parts, len(spec.global_sd_order), len(spec.free_blocks)
+    plan = partition.halo_plan()
+    starts = spec.block_starts
 
     owned, widths = [], []
     for b in range(len(spec.blocks)):
-        members = np.arange(spec.block_starts[b], spec.block_starts[b + 1], dtype=np.int64)
-        parts = assignment[members]
-        per_part = [members[parts == p] for p in range(n_parts)]
+        per_part = [o[np.searchsorted(o, starts[b]) : np.searchsorted(o, starts[b + 1])] for o in plan.owned]
         width = max(len(m) for m in per_part)
         table = np.full((n_parts, width), -1, np.int64)
         for p, m in enumerate(per_part):
             table[p, : len(m)] = m
         owned.append(table)
         widths.append(width)
-
-    offsets = [0] * len(spec.blocks)
-    sizes = [0] * n_sd
+    offsets, rows_used = [0] * len(spec.blocks), [0] * n_sd
     for s, blocks in enumerate(spec.block_to_global_slice_spec):
         for b in blocks:
-            offsets[b] = sizes[s]
-            sizes[s] += widths[b]
+            offsets[b] = rows_used[s]
+            rows_used[s] += widths[b]
 
-    local_position = np.full((n_parts, n), -1, np.int64)
+    # what every free block sends (one step per block and part pair, not per node)
+    messages = [{} for _ in range(n_free)]
+    for (b, p, q), ids in plan.block_send.items():
+        messages[b][p, q] = ids
+    rounds = [match_rounds(sorted(m)) for m in messages]
+    transport = tuple(_transport(exchange, m, r, n_parts) for m, r in zip(messages, rounds))
+
+    # every node with its local row, all shards at once: owned sections ...
+    member_part, member_index, member_row = [], [], []
     for b, table in enumerate(owned):
+        p, col = np.nonzero(table >= 0)
+        member_part.append(p)
+        member_index.append(table[p, col])
+        member_row.append(offsets[b] + col)
+    # ... receive regions, laid out as the messages arrive ...
+    slot = [[] for _ in range(n_free)]  # per block: (pairs, width, offset) of every slot
+    for s, blocks in enumerate(spec.block_to_global_slice_spec):
+        for b in (b for b in blocks if b < n_free and messages[b]):
+            if transport[b] == "ppermute":
+                for pairs in rounds[b]:
+                    width = max(len(messages[b][pq]) for pq in pairs)
+                    slot[b].append((pairs, width, rows_used[s]))
+                    for p, q in pairs:
+                        ids = messages[b][p, q]
+                        member_part.append(np.full(len(ids), q))
+                        member_index.append(ids)
+                        member_row.append(rows_used[s] + np.arange(len(ids)))
+                    rows_used[s] += width
+            else:
+                width = max(len(ids) for ids in messages[b].values())
+                slot[b].append((None, width, rows_used[s]))
+                for (p, q), ids in messages[b].items():
+                    member_part.append(np.full(len(ids), q))
+                    member_index.append(ids)
+                    member_row.append(rows_used[s] + p * width + np.arange(len(ids)))
+                rows_used[s] += n_parts * width
+    # ... and halo nodes that are never sent
+    received = np.zeros(0, np.int64)
+    if plan.block_send:
+        received = np.unique(np.concatenate([q * n + ids for (_, _, q), ids in plan.block_send.items()]))
+    static = [[np.zeros(0, np.int64)] * n_sd for _ in range(n_parts)]
+    for p, h in enumerate(plan.halo):
+        h = h[~np.isin(p * n + h, received, assume_unique=True)]
+        static[p] = [h[spec.node_sd[h] == s] for s in range(n_sd)]
+    for s in range(n_sd):
+        width = max(len(static[p][s]) for p in range(n_parts))
         for p in range(n_parts):
-            m = table[p][table[p] >= 0]
-            local_position[p, m] = offsets[b] + np.arange(len(m))
-
-    # halo: what each shard's free-block nodes read but do not own
-    halo = [[np.zeros(0, np.int64) for _ in range(n_sd)] for _ in range(n_parts)]
-    for p in range(n_parts):
-        read = []
-        for b in range(n_free):
-            rows = owned[b][p][owned[b][p] >= 0] - spec.block_starts[b]
-            r = _reads(program, b)[rows]
-            read.append(r[r >= 0])
-        read = np.unique(np.concatenate(read)) if read else np.zeros(0, np.int64)
-        read = read[assignment[read] != p]
-        for s in range(n_sd):
-            halo[p][s] = read[spec.node_sd[read] == s]
-    halo_width = [max(len(halo[p][s]) for p in range(n_parts)) for s in range(n_sd)]
-    local_size = [sizes[s] + halo_width[s] + 1 for s in range(n_sd)]
-    for p in range(n_parts):
-        for s in range(n_sd):
-            local_position[p, halo[p][s]] = sizes[s] + np.arange(len(halo[p][s]))
+            member_part.append(np.full(len(static[p][s]), p))
+            member_index.append(static[p][s])
+            member_row.append(rows_used[s] + np.arange(len(static[p][s])))
+        rows_used[s] += width
+    local_size = [r + 1 for r in rows_used]
+    parts, members, rows = (np.concatenate(x).astype(np.int64) for x in (member_part, member_index, member_row))
+    index = LocalIndex(n, parts, members, rows)
 
     gather, owned_global, owned_local = [], [], []
+    entry_of = spec.node_sd[members]
     for s in range(n_sd):
+        here = entry_of == s
         g = np.zeros((n_parts, local_size[s]), np.int64)
-        blocks = spec.block_to_global_slice_spec[s]
-        og_width = sum(widths[b] for b in blocks)
-        og = np.full((n_parts, og_width), spec.sd_sizes[s], np.int64)
-        ol = np.full((n_parts, og_width), local_size[s] - 1, np.int64)
-        for p in range(n_parts):
-            members = [owned[b][p][owned[b][p] >= 0] for b in blocks] + [halo[p][s]]
-            members = np.concatenate(members) if members else np.zeros(0, np.int64)
-            g[p, local_position[p, members]] = spec.node_sd_position[members]
-            mine = members[: len(members) - len(halo[p][s])]
-            og[p, : len(mine)] = spec.node_sd_position[mine]
-            ol[p, : len(mine)] = local_position[p, mine]
+        g[parts[here], rows[here]] = spec.node_sd_position[members[here]]
         gather.append(g)
+        blocks = spec.block_to_global_slice_spec[s]
+        og = np.full((n_parts, sum(widths[b] for b in blocks)), spec.sd_sizes[s], np.int64)
+        ol = np.full(og.shape, local_size[s] - 1, np.int64)
+        column = 0
+        for b in blocks:
+            valid = owned[b] >= 0
+            og[:, column : column + widths[b]] = np.where(valid, spec.node_sd_position[np.maximum(owned[b], 0)], spec.sd_sizes[s])
+            ol[:, column : column + widths[b]] = np.where(valid, offsets[b] + np.arange(widths[b]), local_size[s] - 1)
+            column += widths[b]
         owned_global.append(og)
         owned_local.append(ol)
 
-    exchange = []
+    exchange, all_to_all = [], []
     for b in range(n_free):
-        s = spec.block_sd_index[b]
-        wanted = {}
-        for p in range(n_parts):
-            members = owned[b][p][owned[b][p] >= 0]
-            for q in range(n_parts):
-                if q != p:
-                    w = members[np.isin(members, halo[q][s], assume_unique=True)]
-                    if len(w):
-                        wanted[p, q] = w
-        rounds = []
-        for pairs in match_rounds(sorted(wanted)):
-            width = max(len(wanted[pq]) for pq in pairs)
+        block_rounds = []
+        for pairs in rounds[b]:
+            width = max(len(messages[b][pq]) for pq in pairs)
             send = np.zeros((n_parts, width), np.int64)
-            recv = np.full((n_parts, width), local_size[s] - 1, np.int64)
             count = np.zeros(n_parts, np.int64)
             for p, q in pairs:
-                w = wanted[p, q]
-                send[p, : len(w)] = local_position[p, w] - offsets[b]
-                recv[q, : len(w)] = local_position[q, w]
-                count[p] = len(w)
-            rounds.append(ExchangeRound(tuple(pairs), send.astype(np.int32), recv.astype(np.int32), count))
-        exchange.append(rounds)
+                ids = messages[b][p, q]
+                send[p, : len(ids)] = index.lookup(p, ids) - offsets[b]
+                count[p] = len(ids)
+            offset = next((o for prs, _, o in slot[b] if prs == pairs), -1)
+            block_rounds.append(ExchangeRound(tuple(pairs), send.astype(np.int32), count, offset))
+        exchange.append(block_rounds)
+        all_to_all.append(None)
+        if transport[b] == "all_to_all" and messages[b]:
+            _, width, offset = slot[b][0]
+            send = np.zeros((n_parts, n_parts * width), np.int32)
+            for (p, q), ids in messages[b].items():
+                send[p, q * width : q * width + len(ids)] = index.lookup(p, ids) - offsets[b]
+            all_to_all[b] = AllToAll(send, width, offset)
 
     return ShardLayout(
-        n_parts, assignment, local_size, offsets, widths, owned, gather, local_position, exchange, owned_global, owned_local
+        n_parts, np.asarray(partition.assignment, np.int64), local_size, offsets, widths, owned, gather, index,
+        exchange, transport, all_to_all, owned_global, owned_local,
     )
+
+
+def _transport(exchange: str, messages: dict, rounds: list, n_parts: int) -> str:
+    """A block's transport: `exchange`, or for `"auto"` all_to_all while its padding stays within
+    `AUTO_PADDING` times the messages."""
+    if exchange != "auto":
+        return exchange
+    sent = sum(len(ids) for ids in messages.values())
+    padded = n_parts**2 * max((len(ids) for ids in messages.values()), default=0)
+    return "all_to_all" if sent and padded <= AUTO_PADDING * sent else "ppermute"
+
+
+def program_node_block(program) -> np.ndarray:
+    """The update block of every program index: its free block, or -1 for clamped nodes."""
+    spec = program.gibbs_spec
+    block = spec.node_block.astype(np.int64)
+    return np.where(block < len(spec.free_blocks), block, -1)
 
 
 def match_rounds(pairs: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:

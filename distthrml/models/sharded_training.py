@@ -1,4 +1,4 @@
-"""Sharding both phases of KL-gradient training."""
+"""Sharding both phases of KL-gradient training (the model layer, above `distthrml.sharding`)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import equinox as eqx
 import numpy as np
 from jax.sharding import Mesh
 
+import partition as partition_lib
 from partition.generators import edges_to_csr
 
+from ..errors import ShardingError
 from ..graph import interaction_graph
-from ..models.ising import IsingTrainingSpec
-from .program import ShardedProgram, ShardingError, shard_program
+from ..sharding import ShardedProgram, shard_program
+from .ising import IsingTrainingSpec
 
 
 def _model_partition(program, model_assignment: np.ndarray, model_ids: np.ndarray, n_parts: int, method: str):
     """The partition of `program`'s nodes that puts each model node on the part it has in the model."""
-    import partition as partition_lib
-
     order = np.argsort(model_ids)
     program_ids = np.concatenate([np.asarray(b.ids) for b in program.gibbs_spec.blocks])
     pos = np.searchsorted(model_ids, program_ids, sorter=order)
@@ -42,8 +42,6 @@ def shard_training_spec(
 
     **Returns:** an `IsingTrainingSpec` whose programs are `ShardedProgram`s.
     """
-    import partition as partition_lib
-
     if isinstance(partition, IsingTrainingSpec):
         template = partition
         if not isinstance(template.program_positive, ShardedProgram):

@@ -1,0 +1,161 @@
+"""The chain loop: the sampling schedule of one chain, with its observations.
+
+`run_chain` is written for one chain and is a `jax.custom_batching.custom_vmap` function. Called
+for one chain it scans `sweep` (any sampler). Under `jax.vmap` over chains (THRML users'
+`jax.vmap(sample_states)`, and every shard of a sharded program) it lays the state out
+`[rows, chains, ...]` once and runs the whole schedule there: sweeps through `sweep_chains`,
+observations through the observer `jax.vmap`ped over the chains axis of that layout, its carry
+and records kept chains-last too (so nothing is transposed between observations). Programs whose samplers have no chains-innermost
+kernel, batched program arrays or sampler states, or an observer closing over batched values
+fall back to `jax.vmap` of the one-chain loop. Both paths give the same bits.
+
+Sweep t of a chain with key `key` uses `node_rng.step_key(key, t)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+from jax import numpy as jnp
+from jaxtyping import Array, Key
+
+from .. import node_rng
+from .plan import SweepPlan, chains_ready
+from .sweep import chains_tables, sweep, sweep_chains
+
+Observe = Callable[[Any, list, Any, Array], tuple[Any, Any]]
+"""`observe(observe_args, state, carry, iteration) -> (carry, observation)` for one chain."""
+
+
+def schedule_loop(schedule, run: Callable, observe: Callable, state, sampler_states, carry):
+    """`n_warmup` sweeps, an observation, then `n_samples - 1` times `steps_per_sample` sweeps and
+    an observation; observations stacked on a leading axis.
+
+    **Arguments:**
+
+    - `schedule`: the `SamplingSchedule`.
+    - `run`: `(first_sweep, n_sweeps, state, sampler_states) -> (state, sampler_states)`.
+    - `observe`: `(state, carry, iteration) -> (carry, observation)`.
+    - `state`, `sampler_states`, `carry`: where the chain starts.
+    """
+    state, sampler_states = run(0, schedule.n_warmup, state, sampler_states)
+    carry, first = observe(state, carry, jnp.array(0, jnp.int32))
+    if schedule.n_samples <= 1:
+        return carry, jax.tree.map(lambda x: x[None], first)
+
+    def body(c, i):
+        (st, ss), cr = c
+        st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss)
+        cr, observed = observe(st, cr, i)
+        return ((st, ss), cr), observed
+
+    iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
+    (_, carry), rest = jax.lax.scan(body, ((state, sampler_states), carry), iterations)
+    return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+
+
+def _steps(first, n_sweeps: int):
+    return jnp.asarray(first, jnp.int32) + jnp.arange(n_sweeps, dtype=jnp.int32)
+
+
+def run_chain(
+    plan: SweepPlan,
+    key: Key[Array, ""],
+    schedule,
+    state: list,
+    sampler_states: list,
+    carry,
+    observe: Observe,
+    observe_args=None,
+):
+    """Run one chain's schedule and return `(final carry, observations)`.
+
+    **Arguments:**
+
+    - `plan`: the `SweepPlan` of the state the chain runs on.
+    - `key`: the chain's key.
+    - `schedule`: the `SamplingSchedule`.
+    - `state`: the chain's state entries (`[rows, ...]`).
+    - `sampler_states`: one per free block.
+    - `carry`: the observer's carry.
+    - `observe`: see `Observe`; `observe_args` are its array arguments (passed, not closed over,
+        so that batching them is seen).
+    """
+    arrays, static = eqx.partition(plan, eqx.is_array)
+
+    def observer_for(args):
+        return lambda st, c, i: observe(args, st, c, i)
+
+    def one_chain(key, state, sampler_states, carry, arrays, observe_args):
+        p = eqx.combine(arrays, static)
+
+        def run(first, n_sweeps: int, st, ss):
+            if n_sweeps == 0:
+                return st, ss
+
+            def body(c, step):
+                return sweep(p, node_rng.step_key(key, step), *c), None
+
+            return jax.lax.scan(body, (st, ss), _steps(first, n_sweeps))[0]
+
+        return schedule_loop(schedule, run, observer_for(observe_args), state, sampler_states, carry)
+
+    if _closes_over_batched(observer_for(observe_args), state, carry):
+        return one_chain(key, state, sampler_states, carry, arrays, observe_args)
+    ready = chains_ready(plan)
+    batched = jax.custom_batching.custom_vmap(one_chain)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, key, state, sampler_states, carry, arrays, observe_args):
+        key_b, state_b, ss_b, carry_b, arrays_b, args_b = in_batched
+        if not ready or any(jax.tree.leaves((ss_b, arrays_b, args_b))):
+            in_axes = tuple(jax.tree.map(lambda b: 0 if b else None, x) for x in in_batched)
+            out = jax.vmap(one_chain, in_axes=in_axes)(key, state, sampler_states, carry, arrays, observe_args)
+            return out, jax.tree.map(lambda _: True, out)
+        p = eqx.combine(arrays, static)
+        # chains innermost; unbatched entries (e.g. clamped states shared by all chains) broadcast
+        inner = jax.tree.map(
+            lambda x, b: jnp.moveaxis(x, 0, 1) if b else jnp.broadcast_to(x[:, None], (x.shape[0], axis_size, *x.shape[1:])),
+            state,
+            state_b,
+        )
+        # the observer's carry and records also keep the chains axis last: no transpose per observation
+        carry = jax.tree.map(
+            lambda x, b: jnp.moveaxis(x, 0, -1) if b else jnp.broadcast_to(jnp.asarray(x)[..., None], (*jnp.shape(x), axis_size)),
+            carry,
+            carry_b,
+        )
+        tables = chains_tables(p)  # hoisted out of the sweep loop
+
+        def words(step):
+            # every chain's key words of this sweep, [2, chains]: one word contiguous across chains
+            if key_b:
+                return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(key)
+            return jnp.broadcast_to(node_rng.key_words(node_rng.step_key(key, step))[:, None], (2, axis_size))
+
+        def run(first, n_sweeps: int, st, ss):
+            if n_sweeps == 0:
+                return st, ss
+
+            def body(st, step):
+                w = words(step)
+                return sweep_chains(p, tables, w[0:1], w[1:2], st), None
+
+            return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
+
+        observe_chains = jax.vmap(observer_for(observe_args), in_axes=(1, -1, None), out_axes=-1)
+        carry, observed = schedule_loop(schedule, run, observe_chains, inner, sampler_states, carry)
+        out = jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), (carry, observed))  # [chains, (samples,) ...]
+        return out, jax.tree.map(lambda _: True, out)
+
+    return batched(key, state, sampler_states, carry, arrays, observe_args)
+
+
+def _closes_over_batched(observe: Callable, state, carry) -> bool:
+    """Whether `observe` reads a value of an enclosing `jax.vmap` that is not one of its arguments
+    (e.g. a transform capturing a batched array): `custom_vmap` cannot batch such a function."""
+    consts = jax.make_jaxpr(lambda st, c: observe(st, c, jnp.array(0, jnp.int32)))(state, carry).consts
+    return any(type(c).__name__ == "BatchTracer" for c in consts)

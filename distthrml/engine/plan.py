@@ -1,0 +1,103 @@
+"""What one sweep reads: per free block, its sampler, its tables and its place in the state.
+
+A program's own tables index its global state; a shard's are the same tables restricted to the
+nodes it owns and re-indexed to its local state (owned nodes, then halo, then one spare slot).
+The sweep (`distthrml.engine.sweep`) runs either, so an unsharded program is the one-shard case
+of the sharded engine: the same loop and kernels on the same tables, re-indexed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+from jaxtyping import Array, Bool, Int, PyTree
+
+# slots per interaction up to which a block's tail states are gathered (and its field summed)
+# fully unrolled; larger interactions run a loop over slots
+UNROLL_SLOTS = 32
+
+Exchange = Callable[[int, Any, Any], Any]
+"""`exchange(block, entry_state, block_state) -> entry_state`: after `block` was written into its
+state entry, bring the other shards' copies of its boundary nodes up to date."""
+
+
+class BlockTables(eqx.Module):
+    """The tables of one free block's update, in the positions of the state it runs on.
+
+    **Attributes:**
+
+    - `interactions`: per interaction group, the parameters `[n, k, ...]`.
+    - `active`: per interaction group, bool `[n, k]` (False marks padding).
+    - `tail_positions`: per interaction group and tail, int `[n, k]` rows of the tail's state entry.
+    - `node_index`: int32 `[n]` program indices of the block's rows (the counters of the
+        per-node random stream, so a node draws the same numbers wherever it is sampled).
+    """
+
+    interactions: list[PyTree]
+    active: list[Bool[Array, "n k"]]
+    tail_positions: list[list[Int[Array, "n k"]]]
+    node_index: Int[Array, " n"]
+
+
+class SweepPlan(eqx.Module):
+    """Everything one sweep of a (local) state needs.
+
+    **Attributes:**
+
+    - `samplers`: one conditional sampler per free block.
+    - `blocks`: one `BlockTables` per free block.
+    - `tail_entries`: per free block and interaction group, the state entry of each tail.
+    - `entry`: per free block, the state entry it is stored in.
+    - `offset`: per free block, its first row in that entry.
+    - `node_sd`: per free block, the node type's shape/dtype pytree.
+    - `sampling_order`: per superblock, its free blocks (updated from the same state).
+    - `exchange`: the halo exchange run after each block's write, or None (one shard).
+    """
+
+    samplers: list
+    blocks: list[BlockTables]
+    tail_entries: tuple = eqx.field(static=True)
+    entry: tuple[int, ...] = eqx.field(static=True)
+    offset: tuple[int, ...] = eqx.field(static=True)
+    node_sd: tuple = eqx.field(static=True)
+    sampling_order: tuple = eqx.field(static=True)
+    exchange: Exchange | None = eqx.field(static=True, default=None)
+
+
+def program_plan(program) -> SweepPlan:
+    """The plan of an unsharded `BlockSamplingProgram`: its own tables on its global state.
+
+    **Arguments:**
+
+    - `program`: the program.
+    """
+    spec = program.gibbs_spec
+    n_free = len(spec.free_blocks)
+    return SweepPlan(
+        samplers=list(program.samplers),
+        blocks=[
+            BlockTables(
+                program.per_block_interactions[b],
+                program.per_block_interaction_active[b],
+                program.per_block_interaction_global_slices[b],
+                program.per_block_node_index[b],
+            )
+            for b in range(n_free)
+        ],
+        tail_entries=_freeze(program.per_block_interaction_global_inds),
+        entry=tuple(spec.block_sd_index[:n_free]),
+        offset=tuple(spec.block_offsets[:n_free]),
+        node_sd=tuple(spec.node_shape_struct[b.node_type] for b in spec.free_blocks),
+        sampling_order=_freeze(spec.sampling_order),
+    )
+
+
+def chains_ready(plan: SweepPlan) -> bool:
+    """Whether every free block's sampler has a chains-innermost kernel for its interactions."""
+    return all(s.has_chains_kernel(t.interactions) for s, t in zip(plan.samplers, plan.blocks))
+
+
+def _freeze(nested) -> tuple:
+    return tuple(_freeze(x) for x in nested) if isinstance(nested, (list, tuple)) else nested

@@ -1,0 +1,145 @@
+"""Sampling a `ShardedProgram`: the one engine on every shard, under `shard_map` over
+`("chains", "graph")`.
+
+Every shard runs `distthrml.engine.run_chain` on its local state, `jax.vmap`ped over its chains
+(so the chains-innermost kernel runs whenever the samplers have one), with the sharded plan's
+exchange after each block. Observers observe each shard where it is (`for_shard`) and combine
+the shards once at the end; other observers see the state reassembled at every observation.
+Every node draws its randomness from its program index, so the samples are those of `jax.vmap`
+of the unsharded program, bit for bit.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax import numpy as jnp
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ..block_management import block_state_to_global
+from ..block_sampling import check_program_states
+from ..engine import SweepPlan, program_plan, run_chain
+from ..errors import ShardingError, StateError
+from ..observers import observe_global_state
+from ..shard_view import ShardObservation, ShardView
+from .exchange import AXIS, make_exchange
+from .view import LocalShardView
+
+
+class _Reassembled(ShardObservation):
+    """An observer without a shard form: it sees the whole state, gathered at every observation."""
+
+    observer: object
+    program: object
+    view: ShardView
+
+    def init(self, carry):
+        return carry
+
+    def observe(self, state, carry, iteration):
+        return observe_global_state(self.observer, self.program, self.view.global_state(state), carry, iteration)
+
+    def finalize(self, carry, observations):
+        return carry, observations
+
+
+def _batched(x, n_chains, what):
+    if x.shape[:1] != (n_chains,):
+        raise ShardingError(f"{what} has leading shape {x.shape[:1]}, expected the chain count ({n_chains},) of the keys")
+    return x
+
+
+def _chain_inputs(sprog, keys, init_chain_state, state_clamp):
+    """Validate the batch; the initial global states `[chains, size]` (clamped ones broadcast)."""
+    spec, mesh = sprog.program.gibbs_spec, sprog.mesh
+    if keys.ndim < 1 or (not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim != 2):
+        raise ShardingError("a sharded program takes one key per chain: pass jax.random.split(key, n_chains)")
+    n_chains = keys.shape[0]
+    if n_chains % mesh.shape["chains"]:
+        raise ShardingError(f"{n_chains} chains are not divisible by the mesh's chains axis ({mesh.shape['chains']})")
+    if len(state_clamp) != len(spec.clamped_blocks):
+        raise StateError(f"got {len(state_clamp)} clamped block states for {len(spec.clamped_blocks)} clamped blocks")
+    init = [jax.tree.map(lambda x: _batched(x, n_chains, f"initial state of free block {i}"), s) for i, s in enumerate(init_chain_state)]
+    clamp = []
+    for block, s in zip(spec.clamped_blocks, state_clamp):
+        leaves = jax.tree.leaves(s)
+        node = jax.tree.leaves(spec.node_shape_struct[block.node_type])
+        shared = leaves and leaves[0].ndim == len(node[0].shape) + 1
+        clamp.append(jax.tree.map(lambda x: jnp.broadcast_to(x, (n_chains, *x.shape)), s) if shared else s)
+    check_program_states(sprog.program, [jax.tree.map(lambda x: x[0], s) for s in init], [jax.tree.map(lambda x: x[0], s) for s in clamp])
+    return jax.vmap(lambda f, c: block_state_to_global(list(f) + list(c), spec))(init, clamp)
+
+
+def _shard_plan(sprog, tables, part) -> SweepPlan:
+    base = program_plan(sprog.program)
+    return SweepPlan(
+        base.samplers, tables, base.tail_entries, base.entry, tuple(sprog.layout.block_offset[: len(tables)]),
+        base.node_sd, base.sampling_order, make_exchange(sprog.layout, part),
+    )
+
+
+def sample_sharded(sprog, keys, schedule, init_chain_state, state_clamp, carry_init, f_observe):
+    """`sample_with_observation` for a `ShardedProgram`: `keys` is a batch of chain keys and the
+    states carry the same leading chain axis (clamped states may also be shared)."""
+    program, layout, mesh = sprog.program, sprog.layout, sprog.mesh
+    global_state = _chain_inputs(sprog, keys, init_chain_state, state_clamp)
+    local = [None if g is None else jax.tree.map(lambda x, i=layout.gather[s]: x[:, i], g) for s, g in enumerate(global_state)]
+    tables, tables_static = eqx.partition(sprog.tables, eqx.is_array)
+    key_impl = jax.random.key_impl(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else None
+    key_data = jax.random.key_data(keys) if key_impl is not None else keys
+
+    def per_shard(key_data, local, tables, carry_init):
+        part = jax.lax.axis_index(AXIS)
+        plan = _shard_plan(sprog, jax.tree.map(lambda x: x[0], eqx.combine(tables, tables_static)), part)
+        view = LocalShardView(program.gibbs_spec, layout, part)
+        # the observer is closed over: its shard form needs its (static) index tables concrete
+        shard_observation = f_observe.for_shard(program, view) if hasattr(f_observe, "for_shard") else None
+        if shard_observation is None:
+            shard_observation = _Reassembled(f_observe, program, view)
+        carry = shard_observation.init(carry_init)
+        args, args_static = eqx.partition(shard_observation, eqx.is_array)
+
+        def observe(args, state, carry, iteration):
+            return eqx.combine(args, args_static).observe(state, carry, iteration)
+
+        def chain(chain_key, state):
+            return run_chain(plan, chain_key, schedule, state, [s.init() for s in plan.samplers], carry, observe, args)
+
+        keys = key_data if key_impl is None else jax.random.wrap_key_data(key_data, impl=key_impl)
+        state = [None if x is None else jax.tree.map(lambda y: y[:, 0], x) for x in local]
+        carry, observations = jax.vmap(chain)(keys, state)
+        return jax.vmap(shard_observation.finalize)(carry, observations)
+
+    in_specs = (P("chains"), P("chains", "graph"), P("graph"), P())
+    mapped = jax.shard_map(per_shard, mesh=mesh, in_specs=in_specs, out_specs=P("chains"), check_vma=False)
+    inputs = (key_data, local, tables, carry_init)
+    if not spans_processes(mesh) or any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
+        # one process, or inside the caller's jit: concrete leaves are constants every process holds
+        return mapped(*inputs)
+    return _gather_to_host(jax.jit(mapped)(*_to_global(inputs, in_specs, mesh)))
+
+
+def spans_processes(mesh) -> bool:
+    """Whether `mesh` holds devices of other processes (a `jax.distributed` run)."""
+    return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
+def _to_global(inputs, in_specs, mesh):
+    """Every process holds the whole of every input (same program, keys and states); turn each
+    leaf into a global array laid out as `shard_map` expects."""
+
+    def one(x, spec):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return x
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
+
+    return tuple(jax.tree.map(lambda x, spec=spec: one(x, spec), tree) for tree, spec in zip(inputs, in_specs))
+
+
+def _gather_to_host(outputs):
+    """Outputs sharded over processes, as full host arrays on every process."""
+    return multihost_utils.process_allgather(outputs, tiled=True)
