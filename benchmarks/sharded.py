@@ -229,7 +229,7 @@ def plot(rows: list[dict], path: str) -> None:
            title=f"sharded / unsharded, same process ({device_rows[0]['cores'] if device_rows else '?'} cores)")
     ax.set_xscale("log", base=2)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     if process_rows:
         ax = axes[0, 1]
         labels = [f"{r['processes']} pinned process{'es' if r['processes'] > 1 else ''}\n({r['path']})" for r in process_rows]

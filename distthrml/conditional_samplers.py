@@ -104,7 +104,7 @@ class AbstractConditionalSampler(eqx.Module):
         output_sd: PyTree[jax.ShapeDtypeStruct],
     ) -> tuple[_State, _SamplerState]:
         """The update of a block in every chain at once, in the chains-innermost layout of
-        `distthrml.kernels`; must equal `sample_per_node` under `jax.vmap` bit for bit.
+        `distthrml.engine.sweep`; must equal `sample_per_node` under `jax.vmap` bit for bit.
 
         **Arguments:**
 

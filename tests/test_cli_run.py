@@ -90,6 +90,28 @@ def test_sharded_equals_unsharded(tmp_path):
         assert summary["observables"] == ref_summary["observables"]
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_devices_auto_times_one_chunk_and_keeps_the_faster(tmp_path):
+    """`devices: auto` (the default): one device per core; a chunk is timed unsharded and sharded
+    over them, and whichever runs is faster; the files are those of the unsharded run."""
+    cores = len(os.sched_getaffinity(0))
+    model = "{kind: ising2d, rows: 128, cols: 128, beta: 0.3}"
+    sampling = "sampling: {chains: 16, warmup: 12, samples: 4, steps_per_sample: 3, seed: 2}\n"
+    runs = {}
+    for name, sharding in (("auto", "{method: metis}"), ("one", "{parts: 1}")):
+        out = tmp_path / name / "out"
+        config = _write(tmp_path, f"model: {model}\n{sampling}sharding: {sharding}\noutput: {{dir: {out}, plots: false}}\n", f"{name}.yaml")
+        assert main(["run", str(config)]) == 0
+        runs[name] = (np.load(out / "samples.npz"), json.loads((out / "summary.json").read_text()))
+    summary = runs["auto"][1]
+    assert summary["cores"] == cores and summary["devices_available"] >= cores
+    timed = summary["sharding"]["timed"]
+    assert timed["parts"] == [1, cores] and len(timed["seconds_per_chunk"]) == 2
+    assert summary["sharding"]["parts"] == timed["parts"][int(np.argmin(timed["seconds_per_chunk"]))]
+    for key in runs["one"][0].files:
+        np.testing.assert_array_equal(runs["auto"][0][key], runs["one"][0][key], err_msg=key)
+
+
 def test_potts_sharded_equals_unsharded(tmp_path):
     model = "{kind: potts2d, rows: 8, cols: 12, categories: 4, beta: 1.0}"
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()

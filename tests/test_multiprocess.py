@@ -1,5 +1,6 @@
 """A sharded run across real processes (jax.distributed, gloo) samples what one process samples."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -41,3 +42,13 @@ def test_not_launched_means_single_process(monkeypatch):
 
     monkeypatch.delenv(distributed.COORDINATOR, raising=False)
     assert distributed.initialize_from_env() is False
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_pinned_ranks_run_on_their_own_cpus():
+    script = "import os; print(sorted(os.sched_getaffinity(0)), os.environ['DISTTHRML_CPUS'])"
+    done = launch_local([sys.executable, "-c", script], n_processes=2, cpus_per_process=1, timeout=60)
+    cpus = sorted(os.sched_getaffinity(0))
+    assert [d.stdout.split() for d in done] == [[f"[{cpus[0]}]", str(cpus[0])], [f"[{cpus[1]}]", str(cpus[1])]]
+    with pytest.raises(ValueError, match="need"):
+        launch_local(["true"], n_processes=len(cpus) + 1, cpus_per_process=1)

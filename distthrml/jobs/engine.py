@@ -40,6 +40,7 @@ class Engine:
     partition: object
     mesh: Mesh | None
     partition_seconds: float
+    parts: int = 1
     compile_seconds: float = 0.0
     _compiled: dict = dataclasses.field(default_factory=dict)
 
@@ -96,7 +97,31 @@ def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, dev
     part = partition_model(model, parts, sh.method, sh.seed)
     mesh = Mesh(np.array(devices[: sh.chains_axis * parts]).reshape(sh.chains_axis, parts), ("chains", "graph"))
     target = shard_program(model.program, part, mesh)
-    return Engine(model, observer, target, part, mesh, time.perf_counter() - start)
+    return Engine(model, observer, target, part, mesh, time.perf_counter() - start, parts=parts)
+
+
+def fastest_engine(candidates: list[Engine], schedule: SamplingSchedule, keys, state, carry, rounds: int = 2) -> tuple[Engine, list[float]]:
+    """The candidate that runs a chunk of `schedule` fastest (best of `rounds` interleaved runs,
+    compilation excluded), and every candidate's seconds. Every candidate samples the same bits
+    (contract 4), so the choice changes the speed only.
+
+    **Arguments:**
+
+    - `candidates`: engines of one job (e.g. unsharded and sharded over all cores).
+    - `schedule`: the chunk schedule to time (the run's most common one).
+    - `keys`, `state`, `carry`: the chunk's inputs.
+    - `rounds`: timed runs per candidate.
+    """
+    for e in candidates:
+        e.compile(schedule, e.place(keys), e.place(state), e.place(carry, replicated=True))
+    seconds = [float("inf")] * len(candidates)
+    for _ in range(rounds):
+        for i, e in enumerate(candidates):
+            args = (e.place(keys), e.place(state), e.place(carry, replicated=True))
+            start = time.perf_counter()
+            jax.block_until_ready(e.run(schedule, *args))
+            seconds[i] = min(seconds[i], time.perf_counter() - start)
+    return candidates[int(np.argmin(seconds))], seconds
 
 
 def initial_state(model: BuiltModel, chains: int, key) -> jax.Array:

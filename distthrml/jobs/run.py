@@ -14,7 +14,7 @@ from . import stats
 from .chunks import plan_chunks, run_chunks
 from .config import ConfigError, RunConfig, check_device_count, resolve_parts
 from .devices import run_devices, usable_cores
-from .engine import initial_state, make_engine
+from .engine import fastest_engine, initial_state, make_engine
 from .models import build_model
 from .observe import make_observer, node_slots
 from .output import Staging
@@ -46,12 +46,25 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
     if parts > model.n_nodes:
         raise ConfigError(f"sharding.parts ({parts}) is more than the model's {model.n_nodes} nodes")
     observer = make_observer(model, out.moments)
-    engine = make_engine(model, observer, config, devices, parts)
-
     base = jax.random.key(s.seed)
     init = initial_state(model, s.chains, jax.random.fold_in(base, 0))
     chunks = plan_chunks(s.warmup, s.samples, s.steps_per_sample)
     n = model.n_nodes
+    engine = make_engine(model, observer, config, devices, parts)
+    timed = None
+    if config.devices == "auto" and not sh.parts and parts > 1 and sh.chains_axis == 1:
+        # where sharding pays depends on the machine (caches, how XLA threads a device): time a
+        # chunk both ways and keep the faster (the samples are the same either way)
+        start = time.perf_counter()
+        schedules = [c.schedule for c in chunks]
+        common = max(set(schedules), key=schedules.count)
+        candidates = [make_engine(model, observer, config, devices, 1), engine]
+        keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(base, 1), 0), s.chains)
+        engine, seconds = fastest_engine(candidates, common, keys, init, observer.carry_init(model.program))
+        parts = engine.parts
+        timed = {"parts": [c.parts for c in candidates], "seconds_per_chunk": seconds, "seconds": time.perf_counter() - start}
+        echo("timed a chunk: " + ", ".join(f"{c.parts} part(s) {t * 1e3:.0f} ms" for c, t in zip(candidates, seconds))
+             + f"; sampling with {parts} part(s)")
 
     def describe(rec: dict) -> str:
         energy, _ = stats.traces(model, m, rec)
@@ -72,7 +85,7 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
         "devices_available": len(devices),
         "cores": usable_cores(),
         "platform": devices[0].platform,
-        "sharding": sharding_summary(engine, parts, config.sharding.chains_axis),
+        "sharding": sharding_summary(engine, parts, config.sharding.chains_axis) | ({"timed": timed} if timed else {}),
         "sweeps": sweeps,
         "chunks": len(chunks),
         "flips_per_ns": n * s.chains * sweeps / result.sample_seconds / 1e9,

@@ -83,7 +83,22 @@ def _shard_plan(sprog, tables, part) -> SweepPlan:
 
 def sample_sharded(sprog, keys, schedule, init_chain_state, state_clamp, carry_init, f_observe):
     """`sample_with_observation` for a `ShardedProgram`: `keys` is a batch of chain keys and the
-    states carry the same leading chain axis (clamped states may also be shared)."""
+    states carry the same leading chain axis (clamped states may also be shared).
+
+    Inside the caller's `jit` the call is traced in place. Otherwise it runs compiled, cached
+    across calls with the same program, schedule, observer and shapes (an eager `shard_map`
+    would interpret the whole chain loop op by op); when the mesh spans processes the inputs
+    become global arrays first and every process gets the whole result.
+    """
+    args = (sprog, keys, schedule, init_chain_state, state_clamp, carry_init, f_observe)
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+        return _sample(*args)
+    if not spans_processes(sprog.mesh):
+        return _sample_compiled(*args)
+    return _gather_to_host(_sample_compiled(*_globalize(args)))
+
+
+def _sample(sprog, keys, schedule, init_chain_state, state_clamp, carry_init, f_observe):
     program, layout, mesh = sprog.program, sprog.layout, sprog.mesh
     global_state = _chain_inputs(sprog, keys, init_chain_state, state_clamp)
     local = [None if g is None else jax.tree.map(lambda x, i=layout.gather[s]: x[:, i], g) for s, g in enumerate(global_state)]
@@ -115,11 +130,10 @@ def sample_sharded(sprog, keys, schedule, init_chain_state, state_clamp, carry_i
 
     in_specs = (P("chains"), P("chains", "graph"), P("graph"), P())
     mapped = jax.shard_map(per_shard, mesh=mesh, in_specs=in_specs, out_specs=P("chains"), check_vma=False)
-    inputs = (key_data, local, tables, carry_init)
-    if not spans_processes(mesh) or any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
-        # one process, or inside the caller's jit: concrete leaves are constants every process holds
-        return mapped(*inputs)
-    return _gather_to_host(jax.jit(mapped)(*_to_global(inputs, in_specs, mesh)))
+    return mapped(key_data, local, tables, carry_init)
+
+
+_sample_compiled = eqx.filter_jit(_sample)
 
 
 def spans_processes(mesh) -> bool:
@@ -127,17 +141,28 @@ def spans_processes(mesh) -> bool:
     return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
 
 
-def _to_global(inputs, in_specs, mesh):
-    """Every process holds the whole of every input (same program, keys and states); turn each
-    leaf into a global array laid out as `shard_map` expects."""
+def _globalize(args):
+    """The arguments of `_sample` with every array a global array of the sharded program's mesh
+    (every process holds all of every input): the sharded tables split over `graph`, the keys
+    and initial states over `chains`, everything else replicated."""
+    sprog, keys, schedule, init, clamp, carry, observer = args
+    mesh = sprog.mesh
 
-    def one(x, spec):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return x
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
+    def put(tree, spec):
+        def one(x):
+            if not eqx.is_array(x) or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+                return x
+            if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+                impl = jax.random.key_impl(x)
+                return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=impl)
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
 
-    return tuple(jax.tree.map(lambda x, spec=spec: one(x, spec), tree) for tree, spec in zip(inputs, in_specs))
+        return jax.tree.map(one, tree)
+
+    tables = put(sprog.tables, P("graph"))
+    sprog = eqx.tree_at(lambda s: s.tables, put(sprog, P()), tables)
+    return (sprog, put(keys, P("chains")), schedule, put(init, P("chains")), put(clamp, P()), put(carry, P()), put(observer, P()))
 
 
 def _gather_to_host(outputs):
