@@ -47,7 +47,8 @@ def onsager_energy_per_spin(beta: float) -> float:
     """Onsager's exact internal energy per spin of the infinite 2D Ising model (J = 1)."""
     two_beta = 2.0 * beta
     k = 2.0 * np.sinh(two_beta) / np.cosh(two_beta) ** 2
-    elliptic = special.ellipk(k * k)  # scipy's argument is m = k^2
+    # scipy's argument is m = k^2; k <= 1 exactly, but near beta_c rounding can make m exceed 1 (nan)
+    elliptic = special.ellipk(min(k * k, np.nextafter(1.0, 0.0)))
     return float(-1.0 / np.tanh(two_beta) * (1.0 + (2.0 / np.pi) * (2.0 * np.tanh(two_beta) ** 2 - 1.0) * elliptic))
 
 

@@ -18,7 +18,8 @@ def onsager_energy_per_spin(beta: float, coupling: float = 1.0) -> float:
     """
     x = 2.0 * beta * coupling
     k = 2.0 * np.sinh(x) / np.cosh(x) ** 2
-    return float(-coupling / np.tanh(x) * (1.0 + 2.0 / np.pi * (2.0 * np.tanh(x) ** 2 - 1.0) * ellipk(k * k)))
+    m = min(k * k, np.nextafter(1.0, 0.0))  # k <= 1 exactly; near beta_c rounding can push m past 1 (nan)
+    return float(-coupling / np.tanh(x) * (1.0 + 2.0 / np.pi * (2.0 * np.tanh(x) ** 2 - 1.0) * ellipk(m)))
 
 
 def onsager_magnetization(beta: float, coupling: float = 1.0) -> float:
