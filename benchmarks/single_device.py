@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cluster.workloads.build import random_states
 from partition.coloring import greedy_color
 from partition.generators import checkerboard_colors, edges_to_csr, pegasus_edges, random_regular_edges, torus_edges
 
@@ -89,10 +90,7 @@ def time_sweeps(lib_name: str, program, blocks, all_nodes, chains: int, sweeps: 
     schedule = lib.SamplingSchedule(n_warmup=sweeps, n_samples=1, steps_per_sample=1)
 
     def init(key):
-        keys = jax.random.split(key, len(blocks))
-        if categorical:
-            return [jax.random.randint(k, (chains, len(b)), 0, POTTS_Q).astype(jnp.uint8) for k, b in zip(keys, blocks)]
-        return [jax.random.bernoulli(k, 0.5, (chains, len(b))) for k, b in zip(keys, blocks)]
+        return random_states(key, blocks, chains, POTTS_Q if categorical else None)
 
     def one_chain(key, state):
         return lib.sample_states(key, program, schedule, state, [], [all_nodes])

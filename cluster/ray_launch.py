@@ -5,7 +5,9 @@ worker loop does it (`distthrml.sharding.distributed.initialize_cpu`: gloo colle
 coordinator on rank 0's node at a port rank 0 picks and broadcasts with Ray Train's own
 `broadcast_from_rank_zero`). Checkpoints are written by Orbax and reported with
 `ray.train.report`; after a failure `FailureConfig(max_failures)` restarts the worker group and
-the loop resumes from `ray.train.get_checkpoint()`. No plain Ray actors are needed.
+the loop resumes from `ray.train.get_checkpoint()`. No plain Ray actors are needed. The Ray
+driver itself runs in a process started with `spawn` (see `_fit`), so that Ray never forks the
+caller's process, where JAX may already run.
 
 Without an address (nor `RAY_ADDRESS`) a local Ray instance starts, bound to 127.0.0.1.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import socket
 from collections.abc import Callable
 
 
@@ -45,6 +46,35 @@ class RayLaunch:
     object_store_mb: int = 200
 
 
+def add_ray_arguments(parser, devices_per_worker: int | None) -> None:
+    """The Ray flags of a command that may run under Ray (`train`, `emulate`).
+
+    **Arguments:**
+
+    - `parser`: the subcommand's parser.
+    - `devices_per_worker`: the default of `--devices-per-worker` (None: the command decides).
+    """
+    parser.add_argument("--launcher", choices=["auto", "local", "ray"], default="auto",
+                        help="auto: Ray Train when --address or RAY_ADDRESS is given, else this process")
+    parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a new local loopback instance)")
+    parser.add_argument("--workers", type=int, default=1, help="Ray Train workers (one per host process)")
+    parser.add_argument("--devices-per-worker", type=int, default=devices_per_worker,
+                        help="CPU devices per worker (CPU runs)" + ("" if devices_per_worker else "; default: chips / workers"))
+    parser.add_argument("--cpus-per-worker", type=float, default=1, help="Ray CPUs reserved per worker")
+    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (Ray Train sets up jax.distributed)")
+
+
+def wants_ray(args) -> bool:
+    """Whether the parsed command line asks for Ray: `--launcher ray`, or `auto` with an address
+    (`--address` or `RAY_ADDRESS`, as under `ray job submit`).
+
+    **Arguments:**
+
+    - `args`: parsed arguments with the flags of `add_ray_arguments`.
+    """
+    return args.launcher == "ray" or (args.launcher == "auto" and bool(args.address or os.environ.get("RAY_ADDRESS")))
+
+
 def init_ray(launch: RayLaunch) -> bool:
     """Connect to (or start) Ray. **Returns:** True if this call started a local instance."""
     import ray
@@ -62,12 +92,6 @@ def init_ray(launch: RayLaunch) -> bool:
         include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=env,
     )
     return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _node_address() -> str:
@@ -102,25 +126,24 @@ def join_jax_distributed(devices_per_worker: int, use_gpu: bool) -> None:
         jax.config.update("jax_num_cpu_devices", int(devices_per_worker))
         return
     from distthrml.sharding.distributed import initialize_cpu
+    from distthrml.sharding.launch import free_port
 
     coordinator = None
     if rank == 0:
         host = _node_address()
-        coordinator = f"{host}:{_free_port(host)}"
+        coordinator = f"{host}:{free_port(host)}"
     # a fresh port for every (re)start of the group: a dead group's port may still be taken
     coordinator = broadcast_from_rank_zero(coordinator)
     initialize_cpu(coordinator, world, rank, devices_per_worker)
 
 
 def global_mesh():
-    """The `("chains", "graph")` mesh over every process's devices, all on `graph`. Built with
-    `Mesh` (Auto axes): `jax.make_mesh` now defaults to Explicit axes, which the sharded engine's
-    `shard_map` under `jax.jit` rejects for unsharded intermediate values."""
+    """The `("chains", "graph")` mesh over every process's devices, all on `graph`."""
     import jax
-    import numpy as np
-    from jax.sharding import Mesh
 
-    return Mesh(np.array(jax.devices()).reshape(1, -1), ("chains", "graph"))
+    from .devices import device_mesh
+
+    return device_mesh(jax.devices())
 
 
 def _pid_file(workdir: str, rank: int) -> pathlib.Path:
@@ -177,7 +200,7 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
     - `force`: as `distthrml train --force`.
     - `loop`: the worker loop (the default trains).
 
-    **Returns:** the `ray.train.Result`.
+    **Returns:** the run's `RunResult`.
     """
     from ray.train import CheckpointConfig
 
@@ -187,10 +210,74 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
                 max_failures=launch.max_failures, checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_last))
 
 
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a Ray Train run ended with.
+
+    **Attributes:**
+
+    - `metrics`: the last reported metrics.
+    - `path`: the run's folder in the storage folder.
+    - `error`: the run's error as text, or None if it finished.
+    - `return_value`: what rank 0's worker loop returned.
+    """
+
+    metrics: dict
+    path: str
+    error: str | None
+    return_value: object = None
+
+
 def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, storage: pathlib.Path,
-         max_failures: int, checkpoint_config=None):
+         max_failures: int, checkpoint_config=None) -> RunResult:
     """Run `loop(loop_config)` (plus the launch's device settings) as a Ray Train `JaxTrainer` of
-    `launch.workers` workers and wait for it; returns the `ray.train.Result`."""
+    `launch.workers` workers and wait for it.
+
+    The Ray driver runs in a fresh process started with `spawn`: Ray starts its processes with a
+    Python `preexec_fn` (a fork that runs Python code before exec), which is unsafe in a process
+    where JAX's threads already run (and JAX warns about it), as in a test or a notebook."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    driver = context.Process(target=_drive, args=(send, loop, loop_config, launch, name, str(storage), max_failures,
+                                                  checkpoint_config), name=f"{name}-driver")
+    driver.start()
+    send.close()  # the driver holds the other end: a dead driver then reads as end of file
+    try:
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            kind, value = "crash", None
+        driver.join()
+    finally:
+        receive.close()
+        if driver.is_alive():  # interrupted: stop the driver (a local Ray instance shares its fate)
+            driver.terminate()
+            driver.join()
+    if kind == "crash":
+        raise RuntimeError(f"the Ray driver process of {name!r} exited with {driver.exitcode} without a result")
+    if kind == "raise":
+        raise RuntimeError(f"the Ray driver of {name!r} failed:\n{value}")
+    return value
+
+
+def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
+           checkpoint_config) -> None:
+    """The spawned driver process of `_fit`: run the trainer, send `("result", RunResult)` or
+    `("raise", traceback text)` back through `send`."""
+    import traceback
+
+    try:
+        message = ("result", _fit_here(loop, loop_config, launch, name, storage, max_failures, checkpoint_config))
+    except BaseException:  # the parent re-raises it; the driver must exit either way
+        message = ("raise", traceback.format_exc())
+    send.send(message)
+    send.close()
+
+
+def _fit_here(loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
+              checkpoint_config) -> RunResult:
     import ray
     from ray.train import FailureConfig
     from ray.train.v2.api.config import RunConfig, ScalingConfig
@@ -211,7 +298,9 @@ def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, sto
                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}},
             ),
         )
-        return trainer.fit()
+        result = trainer.fit()
+        return RunResult(dict(result.metrics or {}), str(result.path), None if result.error is None else str(result.error),
+                         getattr(result, "return_value", None))
     finally:
         if started:
             ray.shutdown()

@@ -35,6 +35,8 @@ def build_lattice(job: LatticeJob):
     from distthrml.models import IsingEBM, IsingSamplingProgram
     from partition.generators import checkerboard_colors, torus_edges
 
+    from .workloads.build import random_states
+
     n = job.rows * job.cols
     edges, colors = torus_edges(job.rows, job.cols), checkerboard_colors(job.rows, job.cols)
     nodes = dt.make_block(dt.SpinNode, n)
@@ -42,7 +44,7 @@ def build_lattice(job: LatticeJob):
     model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.asarray(0.1 * rng.normal(size=n), jnp.float32),
                      jnp.asarray(1 + 0.1 * rng.normal(size=len(edges)), jnp.float32), jnp.array(job.beta, jnp.float32))
     blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
-    init = [jax.random.bernoulli(jax.random.key(job.seed + 1 + i), 0.5, (job.chains, len(b))) for i, b in enumerate(blocks)]
+    init = random_states(jax.random.key(job.seed + 1), blocks, job.chains)
     keys = jax.random.split(jax.random.key(job.seed), job.chains)
     schedule = dt.SamplingSchedule(job.warmup, job.samples, job.steps_per_sample)
     return IsingSamplingProgram(model, blocks, []), init, keys, [nodes], schedule
@@ -50,14 +52,11 @@ def build_lattice(job: LatticeJob):
 
 def sample_sharded(job: LatticeJob, mesh=None) -> np.ndarray:
     """Sample `job` sharded over all devices (of all processes) with METIS; `[chains, samples, nodes]`."""
-    import jax
-    from jax.sharding import Mesh
-
     import distthrml as dt
 
     program, init, keys, nodes, schedule = build_lattice(job)
     if mesh is None:
-        mesh = Mesh(np.array(jax.devices()).reshape(1, -1), ("chains", "graph"))
+        mesh = global_mesh()
     sharded = dt.shard_program(program, mesh.shape["graph"], mesh)
     return np.asarray(dt.sample_states(keys, sharded, schedule, init, [], nodes)[0])
 

@@ -445,6 +445,18 @@ def state_bytes(node_sd: PyTree[jax.ShapeDtypeStruct]) -> int:
     return sum(int(np.prod(x.shape, dtype=np.int64)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(node_sd))
 
 
+def block_state_bytes(spec, block: int) -> int:
+    """Bytes of one node state of free block `block` of a `BlockGibbsSpec` (the unit of halo
+    traffic: what an exchange moves per node).
+
+    **Arguments:**
+
+    - `spec`: the program's `gibbs_spec`.
+    - `block`: the free block's index.
+    """
+    return state_bytes(spec.node_shape_struct[spec.free_blocks[block].node_type])
+
+
 def make_empty_block_state(
     blocks: list[Block], node_shape_dtypes: _Node_SD, batch_shape: Optional[tuple] = None
 ) -> list[_State]:

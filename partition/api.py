@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from jaxtyping import Int
 
 from .capacity import enforce_capacity
+from .errors import PartitionError
 from .graph import Graph, as_csr, degrees, edge_weight_data, integer_weights
 from .methods import METHODS, contiguous_assignment, metis_assignment, random_assignment
 from .result import Partition
@@ -50,7 +51,7 @@ def partition_graph(
     """
     if capacity is not None:
         if node_weights is not None:
-            raise ValueError("node_weights cannot be combined with capacity (capacity counts nodes)")
+            raise PartitionError("node_weights cannot be combined with capacity (capacity counts nodes)")
         return partition_capacity(
             graph, capacity, n_parts, method=method, seed=seed, edge_weights=edge_weights
         )
@@ -84,12 +85,12 @@ def partition_capacity(
     - `n_parts`: number of parts; default `ceil(n_nodes / capacity)`.
     - `method`, `seed`, `edge_weights`: see `partition_graph`.
 
-    **Raises:** `ValueError` when `n_parts * capacity < n_nodes` (the nodes cannot fit).
+    **Raises:** `PartitionError` when `n_parts * capacity < n_nodes` (the nodes cannot fit).
     """
     _check_method(method)
     _check_seed(seed)
     if not isinstance(capacity, numbers.Integral) or isinstance(capacity, bool) or capacity < 1:
-        raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        raise PartitionError(f"capacity must be a positive integer, got {capacity!r}")
     capacity = int(capacity)
     csr = as_csr(graph)
     n = csr.shape[0]
@@ -97,7 +98,7 @@ def partition_capacity(
         n_parts = -(-n // capacity)
     n_parts = _check_n_parts(n_parts, n)
     if n_parts * capacity < n:
-        raise ValueError(
+        raise PartitionError(
             f"capacity too small: {n_parts} parts of at most {capacity} nodes hold "
             f"{n_parts * capacity} < {n} nodes; raise capacity or n_parts"
         )
@@ -138,7 +139,7 @@ def partition_hierarchical(
     _check_seed(seed)
     for name, value in (("n_hosts", n_hosts), ("devices_per_host", devices_per_host)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise PartitionError(f"{name} must be a positive integer, got {value!r}")
     csr = as_csr(graph)
     n_parts = _check_n_parts(n_hosts * devices_per_host, csr.shape[0])
     node_w, edge_w = _weights(csr, method, node_weights, edge_weights)
@@ -213,21 +214,21 @@ def _weights(
 
 def _check_n_parts(n_parts: Any, n_nodes: int) -> int:
     if n_parts is None:
-        raise ValueError("n_parts is required (it may be omitted only when capacity is given)")
+        raise PartitionError("n_parts is required (it may be omitted only when capacity is given)")
     if not isinstance(n_parts, numbers.Integral) or isinstance(n_parts, bool):
-        raise ValueError(f"n_parts must be an integer, got {n_parts!r}")
+        raise PartitionError(f"n_parts must be an integer, got {n_parts!r}")
     if n_parts < 1:
-        raise ValueError(f"n_parts must be at least 1, got {n_parts}")
+        raise PartitionError(f"n_parts must be at least 1, got {n_parts}")
     if n_parts > n_nodes:
-        raise ValueError(f"n_parts={n_parts} exceeds the number of nodes ({n_nodes})")
+        raise PartitionError(f"n_parts={n_parts} exceeds the number of nodes ({n_nodes})")
     return int(n_parts)
 
 
 def _check_method(method: Any) -> None:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise PartitionError(f"method must be one of {METHODS}, got {method!r}")
 
 
 def _check_seed(seed: Any) -> None:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise PartitionError(f"seed must be a non-negative integer, got {seed!r}")

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from jaxtyping import Int
 
 from .arrays import unique_counts
+from .errors import PartitionError
 from .graph import gather_neighbors
 
 
@@ -30,7 +31,7 @@ def enforce_capacity(
     """
     n = assignment.size
     if n_parts * capacity < n:
-        raise ValueError(
+        raise PartitionError(
             f"capacity too small: {n_parts} parts of at most {capacity} nodes hold "
             f"{n_parts * capacity} < {n} nodes"
         )

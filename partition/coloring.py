@@ -25,6 +25,7 @@ from jaxtyping import Int
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from .arrays import contains, first_occurrence, unique_counts, unique_sorted
+from .errors import PartitionError
 from .graph import Graph, as_csr, degrees, gather_neighbors, row_ids
 
 STRATEGIES = ("smallest_last", "largest_first", "random", "dsatur")
@@ -58,9 +59,9 @@ def greedy_color(
     **Returns:** colors `0..k-1`, one per node (every color used).
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        raise PartitionError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if improve_passes < 0:
-        raise ValueError(f"improve_passes must be non-negative, got {improve_passes}")
+        raise PartitionError(f"improve_passes must be non-negative, got {improve_passes}")
     csr = as_csr(graph)
     if csr.nnz == 0:
         return np.zeros(csr.shape[0], dtype=np.int64)
@@ -90,9 +91,9 @@ def is_valid_coloring(graph: Graph, colors: Int[np.ndarray, " nodes"]) -> bool:
     csr = graph if isinstance(graph, sp.csr_matrix) else as_csr(graph)
     colors = np.asarray(colors)
     if colors.shape != (csr.shape[0],):
-        raise ValueError(f"colors must have shape ({csr.shape[0]},) (one per node), got {colors.shape}")
+        raise PartitionError(f"colors must have shape ({csr.shape[0]},) (one per node), got {colors.shape}")
     if not np.issubdtype(colors.dtype, np.integer):
-        raise ValueError(f"colors must be integers, got dtype {colors.dtype}")
+        raise PartitionError(f"colors must be integers, got dtype {colors.dtype}")
     if colors.size and colors.min() < 0:
         return False
     return not np.any(colors[row_ids(csr)] == colors[csr.indices])
@@ -115,11 +116,11 @@ def color_classes(
     """
     colors = np.asarray(colors)
     if colors.ndim != 1 or not np.issubdtype(colors.dtype, np.integer):
-        raise ValueError(f"colors must be a 1-D integer array, got shape {colors.shape}, dtype {colors.dtype}")
+        raise PartitionError(f"colors must be a 1-D integer array, got shape {colors.shape}, dtype {colors.dtype}")
     if colors.size == 0:
         return []
     if colors.min() < 0:
-        raise ValueError(f"colors must be non-negative, node {int(np.argmin(colors))} has {colors.min()}")
+        raise PartitionError(f"colors must be non-negative, node {int(np.argmin(colors))} has {colors.min()}")
     n_colors = int(colors.max()) + 1
     order = np.argsort(colors, kind="stable")  # stable: ids stay ascending within a class
     bounds = np.searchsorted(colors[order], np.arange(n_colors + 1))
@@ -128,9 +129,9 @@ def color_classes(
 
     node_types = np.asarray(node_types)
     if node_types.shape != colors.shape:
-        raise ValueError(f"node_types must have shape {colors.shape}, got {node_types.shape}")
+        raise PartitionError(f"node_types must have shape {colors.shape}, got {node_types.shape}")
     if not np.issubdtype(node_types.dtype, np.integer):
-        raise ValueError(f"node_types must be integers, got dtype {node_types.dtype}")
+        raise PartitionError(f"node_types must be integers, got dtype {node_types.dtype}")
     types = unique_sorted(node_types)
     type_index = np.searchsorted(types, node_types)
     keys = colors.astype(np.int64) * types.size + type_index

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from jaxtyping import Float, Int
 
 from .arrays import contains, first_occurrence, unique_counts, unique_sorted
+from .errors import PartitionError
 
 
 def grid_edges(rows: int, cols: int, *, periodic: bool = False) -> Int[np.ndarray, "edges 2"]:
@@ -25,7 +26,7 @@ def grid_edges(rows: int, cols: int, *, periodic: bool = False) -> Int[np.ndarra
     - `periodic`: whether to wrap around (torus).
     """
     if rows < 1 or cols < 1:
-        raise ValueError(f"grid sides must be positive, got rows={rows}, cols={cols}")
+        raise PartitionError(f"grid sides must be positive, got rows={rows}, cols={cols}")
     ids = np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
     wrap_cols = periodic and cols > 2
     wrap_rows = periodic and rows > 2
@@ -57,7 +58,7 @@ def grid_coordinates(rows: int, cols: int) -> Float[np.ndarray, "nodes 2"]:
     - `rows`, `cols`: the grid's side lengths.
     """
     if rows < 1 or cols < 1:
-        raise ValueError(f"grid sides must be positive, got rows={rows}, cols={cols}")
+        raise PartitionError(f"grid sides must be positive, got rows={rows}, cols={cols}")
     r, c = np.divmod(np.arange(rows * cols, dtype=np.int64), cols)
     return np.stack([c, -r], axis=1).astype(np.float64)
 
@@ -76,11 +77,11 @@ def random_regular_edges(n: int, degree: int, seed: int = 0) -> Int[np.ndarray, 
     - `seed`: random seed.
     """
     if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+        raise PartitionError(f"n must be positive, got {n}")
     if degree < 0 or degree >= n:
-        raise ValueError(f"degree must be in [0, n), got degree={degree} for n={n}")
+        raise PartitionError(f"degree must be in [0, n), got degree={degree} for n={n}")
     if (n * degree) % 2:
-        raise ValueError(f"n * degree must be even, got n={n}, degree={degree}")
+        raise PartitionError(f"n * degree must be even, got n={n}, degree={degree}")
     rng = np.random.default_rng(seed)
     if degree == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -88,7 +89,7 @@ def random_regular_edges(n: int, degree: int, seed: int = 0) -> Int[np.ndarray, 
         edges = _switch_to_simple(rng.permutation(np.repeat(np.arange(n), degree)).reshape(-1, 2), n, rng)
         if edges is not None:
             return edges
-    raise ValueError(f"could not build a simple {degree}-regular graph on {n} nodes")
+    raise PartitionError(f"could not build a simple {degree}-regular graph on {n} nodes")
 
 
 def _switch_to_simple(pairs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -138,9 +139,9 @@ def random_sparse_edges(n: int, mean_degree: float, seed: int = 0) -> Int[np.nda
     - `seed`: random seed.
     """
     if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
+        raise PartitionError(f"n must be at least 2, got {n}")
     if mean_degree < 0:
-        raise ValueError(f"mean_degree must be non-negative, got {mean_degree}")
+        raise PartitionError(f"mean_degree must be non-negative, got {mean_degree}")
     rng = np.random.default_rng(seed)
     m = int(round(n * mean_degree / 2))
     pairs = np.sort(rng.integers(0, n, size=(m, 2), dtype=np.int64), axis=1)
@@ -182,7 +183,7 @@ def pegasus_coordinates(m: int) -> Float[np.ndarray, "nodes 2"]:
 def _pegasus(m: int):
     """Sorted node labels and the networkx graph of P(m)."""
     if m < 2:
-        raise ValueError(f"pegasus size m must be at least 2, got {m}")
+        raise PartitionError(f"pegasus size m must be at least 2, got {m}")
     import dwave_networkx as dnx
 
     graph = dnx.pegasus_graph(m)
@@ -204,21 +205,21 @@ def edges_to_csr(
     """
     edges = np.asarray(edges)
     if edges.ndim != 2 or edges.shape[1] != 2:
-        raise ValueError(f"edges must have shape (E, 2), got {edges.shape}")
+        raise PartitionError(f"edges must have shape (E, 2), got {edges.shape}")
     if edges.size and not np.issubdtype(edges.dtype, np.integer):
-        raise ValueError(f"edges must be integer node ids, got dtype {edges.dtype}")
+        raise PartitionError(f"edges must be integer node ids, got dtype {edges.dtype}")
     if n_nodes < 1:
-        raise ValueError(f"n_nodes must be positive, got {n_nodes}")
+        raise PartitionError(f"n_nodes must be positive, got {n_nodes}")
     if self_loops not in ("error", "drop"):
-        raise ValueError(f"self_loops must be 'error' or 'drop', got {self_loops!r}")
+        raise PartitionError(f"self_loops must be 'error' or 'drop', got {self_loops!r}")
     if edges.size and (edges.min() < 0 or edges.max() >= n_nodes):
-        raise ValueError(
+        raise PartitionError(
             f"edge endpoints must lie in [0, {n_nodes}), got range [{edges.min()}, {edges.max()}]"
         )
     loops = edges[:, 0] == edges[:, 1]
     if loops.any():
         if self_loops == "error":
-            raise ValueError(
+            raise PartitionError(
                 f"edges contain {int(loops.sum())} self loop(s) (first at node {int(edges[loops][0, 0])})"
             )
         edges = edges[~loops]
@@ -254,11 +255,11 @@ def load_edge_list(path: str | os.PathLike) -> Int[np.ndarray, "edges 2"]:
                 warnings.simplefilter("ignore")  # an empty file is reported below instead
                 edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2, usecols=(0, 1))
     except (ValueError, OSError) as error:
-        raise ValueError(f"could not read edge list {path}: {error}") from error
+        raise PartitionError(f"could not read edge list {path}: {error}") from error
     if edges.ndim != 2 or edges.shape[1] != 2 or edges.shape[0] == 0:
-        raise ValueError(f"edge list {path} must hold at least one `u v` pair, got shape {edges.shape}")
+        raise PartitionError(f"edge list {path} must hold at least one `u v` pair, got shape {edges.shape}")
     if not np.issubdtype(edges.dtype, np.integer):
-        raise ValueError(f"edge list {path} must hold integer node ids, got dtype {edges.dtype}")
+        raise PartitionError(f"edge list {path} must hold integer node ids, got dtype {edges.dtype}")
     if edges.min() < 0:
-        raise ValueError(f"edge list {path} has a negative node id ({edges.min()})")
+        raise PartitionError(f"edge list {path} has a negative node id ({edges.min()})")
     return edges.astype(np.int64, copy=False)

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from jaxtyping import Int
 
+from .errors import PartitionError
+
 Graph = Any  # a scipy.sparse matrix/array or a networkx graph
 
 
@@ -32,29 +34,29 @@ def as_csr(graph: Graph) -> sp.csr_matrix:
 
     **Returns:** a `csr_matrix` with sorted indices, no duplicates and int8 ones as data.
 
-    **Raises:** `ValueError` naming what is wrong (type, shape, emptiness, asymmetry, self
+    **Raises:** `PartitionError` naming what is wrong (type, shape, emptiness, asymmetry, self
     loops).
     """
     if isinstance(graph, nx.Graph):
         if graph.is_directed():
-            raise ValueError("graph must be undirected; got a directed networkx graph")
+            raise PartitionError("graph must be undirected; got a directed networkx graph")
         if graph.number_of_nodes() == 0:
-            raise ValueError("graph is empty: it has no nodes")
+            raise PartitionError("graph is empty: it has no nodes")
         loops = nx.number_of_selfloops(graph)
         if loops:
-            raise ValueError(f"graph has {loops} self loop(s); a node cannot interact with itself")
+            raise PartitionError(f"graph has {loops} self loop(s); a node cannot interact with itself")
         matrix = nx.to_scipy_sparse_array(graph, weight=None, format="csr", dtype=np.int8)
     elif sp.issparse(graph):
         matrix = graph
     else:
-        raise ValueError(
+        raise PartitionError(
             f"graph must be a scipy.sparse matrix or a networkx graph, got {type(graph).__name__}"
         )
 
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"adjacency matrix must be square, got shape {matrix.shape}")
+        raise PartitionError(f"adjacency matrix must be square, got shape {matrix.shape}")
     if matrix.shape[0] == 0:
-        raise ValueError("graph is empty: the adjacency matrix has shape (0, 0)")
+        raise PartitionError("graph is empty: the adjacency matrix has shape (0, 0)")
 
     csr = sp.csr_matrix(matrix, copy=True)
     csr.sum_duplicates()  # also sorts indices
@@ -64,7 +66,7 @@ def as_csr(graph: Graph) -> sp.csr_matrix:
     n_loops = loops.size
     if n_loops:
         first = int(csr.indices[loops[0]])
-        raise ValueError(
+        raise PartitionError(
             f"adjacency matrix has {n_loops} self loop(s) (first at node {first}); "
             "a node cannot interact with itself"
         )
@@ -75,7 +77,7 @@ def as_csr(graph: Graph) -> sp.csr_matrix:
         and np.array_equal(transpose.indices, csr.indices)
     ):
         diff = (csr != transpose).tocoo()
-        raise ValueError(
+        raise PartitionError(
             "adjacency matrix must be symmetric (every interaction read both ways); "
             f"entry ({int(diff.row[0])}, {int(diff.col[0])}) has no mirror"
         )
@@ -133,17 +135,17 @@ def integer_weights(values: Any, size: int, name: str) -> Int[np.ndarray, " size
     """
     array = np.asarray(values)
     if array.ndim != 1 or array.shape[0] != size:
-        raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
+        raise PartitionError(f"{name} must have shape ({size},), got {array.shape}")
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+        raise PartitionError(f"{name} must be numeric, got dtype {array.dtype}")
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} must be finite")
+            raise PartitionError(f"{name} must be finite")
         if not np.array_equal(array, np.round(array)):
-            raise ValueError(f"{name} must be integers (METIS weights are integral); scale and round them")
+            raise PartitionError(f"{name} must be integers (METIS weights are integral); scale and round them")
     if array.size and array.min() < 0:
         bad = int(np.flatnonzero(array < 0)[0])
-        raise ValueError(f"{name} must be non-negative; entry {bad} is {array[bad]}")
+        raise PartitionError(f"{name} must be non-negative; entry {bad} is {array[bad]}")
     return array.astype(np.int64)
 
 
@@ -164,7 +166,7 @@ def edge_weight_data(csr: sp.csr_matrix, edge_weights: Any) -> Int[np.ndarray, "
             and np.array_equal(weights.indptr, csr.indptr)
             and np.array_equal(weights.indices, csr.indices)
         ):
-            raise ValueError("edge_weights (sparse) must have exactly the graph's sparsity pattern")
+            raise PartitionError("edge_weights (sparse) must have exactly the graph's sparsity pattern")
         data = integer_weights(weights.data, csr.nnz, "edge_weights")
     else:
         data = integer_weights(edge_weights, csr.nnz, "edge_weights")
@@ -172,5 +174,5 @@ def edge_weight_data(csr: sp.csr_matrix, edge_weights: Any) -> Int[np.ndarray, "
     mirrored = matrix.T.tocsr()
     mirrored.sort_indices()
     if not np.array_equal(mirrored.data, data):
-        raise ValueError("edge_weights must be symmetric: w(u, v) must equal w(v, u)")
+        raise PartitionError("edge_weights must be symmetric: w(u, v) must equal w(v, u)")
     return data

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from jaxtyping import Int
 
 from .arrays import unique_sorted
+from .errors import PartitionError
 from .graph import row_ids
 
 
@@ -135,7 +136,7 @@ def build_halo_plan(
         node_block = np.zeros(n, np.int64)
     node_block = np.asarray(node_block, np.int64)
     if node_block.shape != (n,):
-        raise ValueError(f"node_block must have shape ({n},) (one block per node), got {node_block.shape}")
+        raise PartitionError(f"node_block must have shape ({n},) (one block per node), got {node_block.shape}")
     n_blocks = int(node_block.max()) + 1 if n else 0
     updated = node_block[rows] >= 0
     rows, cols = rows[updated], cols[updated]

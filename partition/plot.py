@@ -7,6 +7,7 @@ import os
 import numpy as np
 from jaxtyping import Float
 
+from .errors import PartitionError
 from .result import Partition
 
 # beyond this many edges, drawing them only hides the nodes
@@ -39,7 +40,7 @@ def plot_partition(
     coordinates = np.asarray(coordinates, dtype=np.float64)
     n = partition.n_nodes
     if coordinates.shape != (n, 2):
-        raise ValueError(f"coordinates must have shape ({n}, 2), got {coordinates.shape}")
+        raise PartitionError(f"coordinates must have shape ({n}, 2), got {coordinates.shape}")
     plan = partition.halo_plan()
     boundary = np.zeros(n, dtype=bool)
     for nodes in plan.halo:

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from jaxtyping import Int
 
 from .arrays import unique_sorted
+from .errors import PartitionError
 from .halo import HaloPlan, build_halo_plan
 
 _FORMAT_VERSION = 1
@@ -50,31 +51,31 @@ class Partition:
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_parts, numbers.Integral) or self.n_parts < 1:
-            raise ValueError(f"n_parts must be a positive integer, got {self.n_parts!r}")
+            raise PartitionError(f"n_parts must be a positive integer, got {self.n_parts!r}")
         if not isinstance(self.csr, sp.csr_matrix) or self.csr.shape[0] != self.csr.shape[1]:
-            raise ValueError("csr must be a square scipy.sparse.csr_matrix (see partition.as_csr)")
+            raise PartitionError("csr must be a square scipy.sparse.csr_matrix (see partition.as_csr)")
         assignment = np.asarray(self.assignment)
         n = self.csr.shape[0]
         if assignment.shape != (n,):
-            raise ValueError(f"assignment must have shape ({n},) (one part per node), got {assignment.shape}")
+            raise PartitionError(f"assignment must have shape ({n},) (one part per node), got {assignment.shape}")
         if not np.issubdtype(assignment.dtype, np.integer):
-            raise ValueError(f"assignment must hold integer part ids, got dtype {assignment.dtype}")
+            raise PartitionError(f"assignment must hold integer part ids, got dtype {assignment.dtype}")
         if assignment.size and (assignment.min() < 0 or assignment.max() >= self.n_parts):
-            raise ValueError(
+            raise PartitionError(
                 f"assignment values must lie in [0, {self.n_parts}), "
                 f"got range [{assignment.min()}, {assignment.max()}]"
             )
         if self.hierarchy and int(np.prod(self.hierarchy)) != self.n_parts:
-            raise ValueError(f"hierarchy {self.hierarchy} does not multiply to n_parts={self.n_parts}")
+            raise PartitionError(f"hierarchy {self.hierarchy} does not multiply to n_parts={self.n_parts}")
         frozen = np.array(assignment, dtype=np.int64)
         frozen.flags.writeable = False
         object.__setattr__(self, "assignment", frozen)
         if self.node_block is not None:
             blocks = np.array(self.node_block, dtype=np.int64)
             if blocks.shape != (n,):
-                raise ValueError(f"node_block must have shape ({n},) (one block per node), got {blocks.shape}")
+                raise PartitionError(f"node_block must have shape ({n},) (one block per node), got {blocks.shape}")
             if blocks.size and blocks.min() < -1:
-                raise ValueError("node_block values must be block ids >= 0, or -1 for nodes never updated")
+                raise PartitionError("node_block values must be block ids >= 0, or -1 for nodes never updated")
             blocks.flags.writeable = False
             object.__setattr__(self, "node_block", blocks)
         object.__setattr__(self, "n_parts", int(self.n_parts))
@@ -199,17 +200,18 @@ class Partition:
 
         - `path`: the `.npz` file.
 
-        **Raises:** `FileNotFoundError` when the file is missing, `ValueError` naming the file
+        **Raises:** `FileNotFoundError` when the file is missing, `PartitionError` naming the file
         when it is not a valid partition file.
         """
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"partition file not found: {path}")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # our own file object: np.load leaks the one it opens when the archive is damaged
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 version = int(data["format_version"])
                 if version != _FORMAT_VERSION:
-                    raise ValueError(f"unsupported format version {version}")
+                    raise PartitionError(f"unsupported format version {version}")
                 n = data["assignment"].shape[0]
                 csr = sp.csr_matrix(
                     (np.ones(data["indices"].shape[0], dtype=np.int8), data["indices"], data["indptr"]),
@@ -226,7 +228,7 @@ class Partition:
                     node_block=data["node_block"] if "node_block" in data else None,
                 )
         except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} is not a valid partition file: {error}") from error
+            raise PartitionError(f"{path} is not a valid partition file: {error}") from error
 
 
 def _bytes_per_node(bytes_per_node: float | np.ndarray, n: int) -> float | np.ndarray:
@@ -234,12 +236,12 @@ def _bytes_per_node(bytes_per_node: float | np.ndarray, n: int) -> float | np.nd
     values = np.asarray(bytes_per_node, dtype=np.float64)
     if values.ndim == 0:
         if not np.isfinite(values) or values < 0:
-            raise ValueError(f"bytes_per_node must be a non-negative number, got {bytes_per_node!r}")
+            raise PartitionError(f"bytes_per_node must be a non-negative number, got {bytes_per_node!r}")
         return float(values)
     if values.shape != (n,):
-        raise ValueError(f"bytes_per_node must be a number or have shape ({n},), got {values.shape}")
+        raise PartitionError(f"bytes_per_node must be a number or have shape ({n},), got {values.shape}")
     if not np.all(np.isfinite(values)) or values.min() < 0:
-        raise ValueError("bytes_per_node must be finite and non-negative")
+        raise PartitionError("bytes_per_node must be finite and non-negative")
     return values
 
 
@@ -261,7 +263,7 @@ def _traffic_per_level(
 ) -> dict[str, Any]:
     """Split the halo traffic into bytes crossing hosts and bytes staying inside a host."""
     if devices_per_host < 1 or n_parts % devices_per_host:
-        raise ValueError(
+        raise PartitionError(
             f"devices_per_host must divide n_parts={n_parts}, got {devices_per_host}"
         )
     inter = pairs[:, 0] // devices_per_host != pairs[:, 1] // devices_per_host

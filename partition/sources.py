@@ -1,4 +1,4 @@
-"""Build a graph from a short description: a named generator, an edge-list file, or a config."""
+"""Build a graph from a short description (a `graph:` mapping): a named generator or an edge-list file."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import scipy.sparse as sp
 from jaxtyping import Float
 
 from . import generators
+from .errors import PartitionError
 
 GRAPH_KINDS = ("grid2d", "torus", "pegasus", "random-regular", "random", "edges")
 
 _GRAPH_KEYS = {"kind", "size", "m", "nodes", "degree", "mean_degree", "path", "seed"}
-_PARTITION_KEYS = {"parts", "method", "seed", "capacity", "hosts", "devices_per_host", "bytes_per_node"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ def parse_size(size: Any) -> tuple[int, int]:
         else:
             parts = [int(size)]
     except (TypeError, ValueError):
-        raise ValueError(f"size must look like ROWSxCOLS (e.g. 256x256), got {size!r}") from None
+        raise PartitionError(f"size must look like ROWSxCOLS (e.g. 256x256), got {size!r}") from None
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"size must be two positive integers ROWSxCOLS, got {size!r}")
+        raise PartitionError(f"size must be two positive integers ROWSxCOLS, got {size!r}")
     return parts[0], parts[1]
 
 
@@ -61,14 +61,14 @@ def build_graph(spec: Mapping[str, Any]) -> GraphSource:
     """
     unknown = set(spec) - _GRAPH_KEYS
     if unknown:
-        raise ValueError(f"unknown graph keys {sorted(unknown)}; allowed: {sorted(_GRAPH_KEYS)}")
+        raise PartitionError(f"unknown graph keys {sorted(unknown)}; allowed: {sorted(_GRAPH_KEYS)}")
     kind = spec.get("kind")
     if kind not in GRAPH_KINDS:
-        raise ValueError(f"graph kind must be one of {GRAPH_KINDS}, got {kind!r}")
+        raise PartitionError(f"graph kind must be one of {GRAPH_KINDS}, got {kind!r}")
     seed = int(spec.get("seed") or 0)
     if kind in ("grid2d", "torus"):
         if spec.get("size") is None:
-            raise ValueError(f"graph kind {kind!r} needs a size ROWSxCOLS")
+            raise PartitionError(f"graph kind {kind!r} needs a size ROWSxCOLS")
         rows, cols = parse_size(spec["size"])
         edges = generators.grid_edges(rows, cols, periodic=kind == "torus")
         csr = generators.edges_to_csr(edges, rows * cols)
@@ -89,49 +89,17 @@ def build_graph(spec: Mapping[str, Any]) -> GraphSource:
         return GraphSource(generators.edges_to_csr(edges, n), None, f"random-{n}-k{mean_degree:g}")
     path = spec.get("path")
     if not path:
-        raise ValueError("graph kind 'edges' needs a path to an edge-list file")
+        raise PartitionError("graph kind 'edges' needs a path to an edge-list file")
     edges = generators.load_edge_list(path)
     n = int(edges.max()) + 1
     return GraphSource(generators.edges_to_csr(edges, n), None, os.path.basename(os.fspath(path)))
 
 
-def load_config(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a YAML run configuration with a `graph:` and a `partition:` section.
-
-    **Arguments:**
-
-    - `path`: the YAML file.
-
-    **Returns:** `(graph spec, partition options)`, unknown keys rejected.
-    """
-    import yaml
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file not found: {path}")
-    with open(path) as handle:
-        try:
-            config = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"config {path} is not valid YAML: {error}") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"config {path} must be a mapping with 'graph' and 'partition' sections")
-    unknown = set(config) - {"graph", "partition"}
-    if unknown:
-        raise ValueError(f"config {path}: unknown sections {sorted(unknown)} (expected graph, partition)")
-    graph = dict(config.get("graph") or {})
-    options = dict(config.get("partition") or {})
-    bad = set(options) - _PARTITION_KEYS
-    if bad:
-        raise ValueError(f"config {path}: unknown partition keys {sorted(bad)}; allowed: {sorted(_PARTITION_KEYS)}")
-    return graph, options
-
-
 def _required_int(spec: Mapping[str, Any], key: str, kind: str) -> int:
     value = spec.get(key)
     if value is None:
-        raise ValueError(f"graph kind {kind!r} needs {key!r}")
+        raise PartitionError(f"graph kind {kind!r} needs {key!r}")
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"graph {key!r} must be an integer, got {value!r}") from None
+        raise PartitionError(f"graph {key!r} must be an integer, got {value!r}") from None

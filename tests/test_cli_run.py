@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from distthrml.cli import main
-from distthrml.jobs import ConfigError, load_run_config
-from distthrml.jobs.chunks import plan_chunks
-from distthrml.physics import onsager_energy_per_spin
+from cluster.cli import main
+from cluster.config_file import ConfigError
+from cluster.physics import onsager_energy_per_spin
+from cluster.run.chunks import plan_chunks
+from cluster.run.config import load_run_config
 
 # warmup a multiple of the chunk sweeps: one compiled schedule per run
 SAMPLING = "sampling: {chains: 4, warmup: 90, samples: 20, steps_per_sample: 3, seed: 1}\n"
@@ -46,6 +47,9 @@ def test_lattice_runs(tmp_path, kind):
     sh = summary["sharding"]
     assert sh["parts"] == 2 and sh["halo_bytes_per_sweep"] == sh["executed_halo_bytes_per_sweep"] > 0
     assert not any(p.name.startswith(".staging") for p in out.iterdir())
+    # the model block holds the keys of the kind only
+    own = {"ising2d": {"field"}, "potts2d": {"categories"}}[kind]
+    assert set(summary["model"]) == {"kind", "rows", "cols", "beta", "coupling"} | own
     if kind == "ising2d":
         assert moments["mean_spin"].shape == (32, 32) and set(np.unique(data["final_state"])) <= {-1, 1}
         # 32x32 at beta=0.25 is far from criticality: finite-size error is far below 0.02
@@ -71,6 +75,7 @@ def test_graph_runs(tmp_path, model):
     assert (out / "run.png").is_file() and -5 < summary["energy_per_site"] < 5
     if "edge_list" in model:
         assert summary["nodes"] == 5 and summary["edges"] == 6
+        assert set(summary["model"]) == {"kind", "path", "weights", "beta", "coupling", "field"}
 
 
 def test_sharded_equals_unsharded(tmp_path):
@@ -125,7 +130,7 @@ def test_cli_emulates_devices_in_a_fresh_process(tmp_path):
     out = tmp_path / "out"
     config = _write(tmp_path, f"model: {{kind: ising2d, rows: 8, cols: 8}}\n{SAMPLING}output: {{dir: {out}, plots: false}}\n")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the job must emulate devices itself
-    done = subprocess.run([sys.executable, "-m", "distthrml.cli", "run", str(config), "--devices", "3"],
+    done = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(config), "--devices", "3"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -186,7 +191,7 @@ def test_missing_edge_list_names_the_file(tmp_path):
 @pytest.fixture
 def no_compile(monkeypatch):
     """Fail loudly if a test's run gets as far as compiling."""
-    from distthrml.jobs.engine import Engine
+    from cluster.run.engine import Engine
 
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before the error was raised")
@@ -218,7 +223,7 @@ def test_errors_before_compiling_keep_old_outputs(tmp_path, capsys, no_compile, 
 
 
 def test_failure_while_writing_keeps_old_outputs(tmp_path, monkeypatch):
-    import distthrml.jobs.run as run_module
+    import cluster.run.job as run_module
 
     def broken(*args, **kwargs):
         raise ValueError("plotting failed")
@@ -246,7 +251,7 @@ def test_shipped_configs_are_valid(name):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "distthrml.cli", "--help"], capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "run" in out.stdout
 
 

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 import distthrml as dt
+from cluster.config_file import ConfigError
 from cluster.emulate import config as C
 from cluster.emulate import run as R
 from cluster.emulate.placement import place_parts, placement_cost
 from cluster.emulate.projection import project
 from cluster.emulate.topology import build_topology
 from cluster.emulate.traffic import Traffic, count_traffic
+from cluster.workloads.build import build_model
 
 
 def _raw(**over) -> dict:
@@ -46,7 +48,7 @@ def test_strip_traffic_equals_analytical_cut(placement):
     # boundary carries one row (`cols` spins) each way per sweep, half of it in each colour step
     cols, k = 16, 4  # 32 rows: strips of 8
     config = _config(mapping={"placement": placement})
-    model = R.build(config)
+    model = build_model(config.model)
     topo = build_topology(config.links)
     mp = R.map_model(model, config, topo, k, partition=_strips(model, k))
     expected = np.zeros((k, k), np.int64)
@@ -73,7 +75,7 @@ def _strips(model, k: int):
 def test_multihop_routes_load_every_link_on_the_path():
     # strips placed on a 1x4 mesh (a line): the 0<->3 wrap traffic crosses all three links
     config = _config(links={"topology": "mesh2d", "shape": [1, 4], "count": None})
-    model = R.build(config)
+    model = build_model(config.model)
     mp = R.map_model(model, config, build_topology(config.links), 4, partition=_strips(model, 4))
     per_link = dict(zip(mp.traffic.links, mp.traffic.link_bits_per_sweep.tolist()))
     assert per_link == {(0, 1): 32, (1, 0): 32, (1, 2): 32, (2, 1): 32, (2, 3): 32, (3, 2): 32}
@@ -99,7 +101,7 @@ def test_greedy_swap_placement_finds_the_ring():
 def test_contiguous_mapping_cuts_a_lattice_into_row_strips():
     # node numbers are row-major; program indices run colour class by colour class
     config = _config(mapping={"method": "contiguous"})
-    model = R.build(config)
+    model = build_model(config.model)
     part = R.partition_model(model, config, 4)
     np.testing.assert_array_equal(part.assignment, _strips(model, 4).assignment)
     assert part.report()["edge_cut"] == 4 * 16  # 4 cuts of 16 columns (the torus wraps)
@@ -113,7 +115,7 @@ def test_partition_messages_equal_the_executed_plans(model):
     from distthrml.sharding.layout import build_layout
 
     config = C.parse_emulate_config({**_raw(mapping={"method": "metis"}, chips={"capacity": 100}), "model": model})
-    built = R.build(config)
+    built = build_model(config.model)
     part = R.partition_model(built, config, 4)
     topology = build_topology(config.links)
     placement = np.array([2, 0, 3, 1])
@@ -189,7 +191,7 @@ def test_links_with_their_own_bandwidth_and_latency():
     ([2, 1], "repeats the link 2-1"),
 ])
 def test_explicit_link_errors(edge, message):
-    with pytest.raises(C.EmulateConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _config(links={"topology": "explicit", "count": 3, "edges": [[0, 1], [1, 2], edge]})
 
 
@@ -247,13 +249,13 @@ def test_halving_bandwidth_adds_the_bandwidth_term():
 
 def test_capacity_violations_are_rejected():
     config = _config(chips={"capacity": 100})  # 512 nodes > 4 chips x 100
-    model = R.build(config)
-    with pytest.raises(C.EmulateConfigError, match=r"chips.capacity: the model's 512 nodes do not fit on 4 chips"):
+    model = build_model(config.model)
+    with pytest.raises(ConfigError, match=r"chips.capacity: the model's 512 nodes do not fit on 4 chips"):
         R.resolve_parts(config, model.n_nodes)
     tight = _config(mapping={"parts": 3})  # 3 x 128 < 512
-    with pytest.raises(C.EmulateConfigError, match=r"3 parts of at most 128 variables hold 384 < 512"):
+    with pytest.raises(ConfigError, match=r"3 parts of at most 128 variables hold 384 < 512"):
         R.resolve_parts(tight, model.n_nodes)
-    with pytest.raises(C.EmulateConfigError, match=r"mapping.parts=5 exceeds the 4 chips"):
+    with pytest.raises(ConfigError, match=r"mapping.parts=5 exceeds the 4 chips"):
         _config(mapping={"parts": 5})
 
 
@@ -263,21 +265,21 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
     path = tmp_path / "bad.yaml"
     raw = _raw(links={"bandwith": 1e9})
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(C.EmulateConfigError, match=r"bad.yaml: unknown key\(s\) in 'links': \['bandwith'\]"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key\(s\) in 'links': \['bandwith'\]"):
         C.load_emulate_config(path)
-    with pytest.raises(C.EmulateConfigError, match="unknown section"):
+    with pytest.raises(ConfigError, match="unknown section"):
         C.parse_emulate_config({**_raw(), "chip": {}})
-    with pytest.raises(C.EmulateConfigError, match="exactly one of time_per_color_step, time_per_node"):
+    with pytest.raises(ConfigError, match="exactly one of time_per_color_step, time_per_node"):
         _config(chips={"time_per_node": 1e-9})
-    with pytest.raises(C.EmulateConfigError, match=r"links.shape must be \[rows, cols\]"):
+    with pytest.raises(ConfigError, match=r"links.shape must be \[rows, cols\]"):
         _config(links={"topology": "torus2d", "count": None})
-    with pytest.raises(C.EmulateConfigError, match=r"links.edges\[1\]"):
+    with pytest.raises(ConfigError, match=r"links.edges\[1\]"):
         _config(links={"topology": "explicit", "edges": [[0, 1], [1, 9]]})
-    with pytest.raises(C.EmulateConfigError, match="links.bandwidth must be a positive number"):
+    with pytest.raises(ConfigError, match="links.bandwidth must be a positive number"):
         _config(links={"bandwidth": 0})
     assert _config(links={"bandwidth": "1.0e10"}).links.bandwidth == 1e10  # YAML 1.1's unsigned exponent
-    with pytest.raises(C.EmulateConfigError, match="model.rows"):
-        R.build(_config(model={"rows": -3}))
+    with pytest.raises(ConfigError, match="model.rows"):
+        _config(model={"rows": -3})
 
 
 # --- the emulated run ------------------------------------------------------------------------
@@ -326,16 +328,16 @@ def test_ray_launch_shape_errors():
     )
 
     assert chips_per_worker(16, 2, None) == 8
-    with pytest.raises(C.EmulateConfigError, match="hold 6 chips; the system has 16"):
+    with pytest.raises(ConfigError, match="hold 6 chips; the system has 16"):
         chips_per_worker(16, 2, 3)
-    with pytest.raises(C.EmulateConfigError, match=r"worker\(s\) \[1\] would hold no part"):
+    with pytest.raises(ConfigError, match=r"worker\(s\) \[1\] would hold no part"):
         check_every_worker_holds_a_part(np.array([0, 1]), 2, 2)
 
 
 def test_cli_no_sample_writes_report(tmp_path):
     import yaml
 
-    from distthrml.cli import main
+    from cluster.cli import main
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_raw(sweep={"over": "parts", "values": [4]}, output={"dir": str(tmp_path / "o")})))
@@ -351,7 +353,54 @@ def test_cli_no_sample_writes_report(tmp_path):
     assert main(["emulate", str(path), "--no-sample", "--sweep", "parts=x"]) == 2
 
 
-def test_cli_parser_imports_no_cluster_code():
-    code = "import sys, distthrml.cli as c; c.build_parser(); print('cluster' in sys.modules, 'ray' in sys.modules)"
+def test_cli_parser_imports_neither_jax_nor_ray():
+    # `distthrml --help` and argument errors stay instant: handlers import what they need
+    code = "import sys, cluster.cli as c; c.build_parser(); print('jax' in sys.modules, 'ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def _lattice_cut(sites: np.ndarray) -> int:
+    """Lattice-neighbour pairs of a periodic `[rows, cols]` array whose values differ."""
+    return int((sites != np.roll(sites, 1, axis=0)).sum() + (sites != np.roll(sites, 1, axis=1)).sum())
+
+
+def test_samples_png_draws_every_site_on_its_chip(tmp_path, monkeypatch):
+    """The "chip of every site" image is in lattice order: its cut (neighbour pairs on different
+    chips) is the partition's edge cut, and its colours are one per chip."""
+    import json
+
+    import yaml
+
+    from cluster.cli import main
+    from cluster.emulate import plots
+
+    drawn = []
+    original = plots.plot_samples
+
+    def recording(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(plots, "plot_samples", recording)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_raw(mapping={"method": "metis", "placement": "greedy_swap"},
+                                        chips={"capacity": 140}, output={"dir": str(tmp_path / "o")})))
+    assert main(["emulate", str(path)]) == 0
+    report = json.loads((tmp_path / "o" / "emulation.json").read_text())
+    (chips,) = drawn
+    assert chips.shape == (32, 16) and (tmp_path / "o" / "samples.png").is_file()
+    assert _lattice_cut(chips) == report["mapping"]["edge_cut"] > 0
+    assert sorted(np.unique(chips)) == sorted(report["mapping"]["placement"])
+    cmap, norm = plots.chip_colors(4)
+    assert cmap.N == 4 and norm(np.arange(4)).tolist() == [0, 1, 2, 3]
+
+
+def test_a_run_config_given_to_emulate_is_named_as_one(tmp_path, capsys):
+    from cluster.cli import main
+
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {kind: ising2d, rows: 8, cols: 8}\nsampling: {chains: 2}\nsharding: {parts: 1}\n")
+    assert main(["emulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: this is a `distthrml run` config" in err and "did you mean" not in err

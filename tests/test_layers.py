@@ -3,6 +3,8 @@ with `ast`, has the arrows the design allows and no circles."""
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -59,22 +61,28 @@ def _external(module: str) -> set[str]:
 
 def test_partition_imports_no_jax_ray_or_distthrml():
     for module in (m for m in GRAPH if m.startswith("partition")):
-        bad = _external(module) & {"jax", "jaxlib", "equinox", "ray", "distthrml", "cluster"}
+        bad = _external(module) & {"jax", "jaxlib", "equinox", "ray", "distthrml", "cluster", "yaml", "argparse"}
         assert not bad, f"{module} imports {bad}"
 
 
-# the command line and the sampling job still live in distthrml/ (issue 13 moves them to cluster/)
-APPLICATION = ("distthrml.cli", "distthrml.jobs", "distthrml.sampling_job", "distthrml.config_file", "distthrml.physics")
-LIBRARY = [m for m in GRAPH if m.startswith(("partition", "distthrml")) and not m.startswith(APPLICATION)]
+LIBRARY = [m for m in GRAPH if m.startswith(("partition", "distthrml"))]
 
 
-def test_distthrml_imports_no_ray_and_no_cluster():
-    for module in (m for m in LIBRARY if m.startswith("distthrml")):
-        bad = _external(module) & {"ray", "cluster"}
-        assert not bad, f"{module} imports {bad}"
+@pytest.mark.parametrize("module", [m for m in LIBRARY if m.startswith("distthrml")])
+def test_distthrml_imports_no_application_code(module):
+    bad = _external(module) & {"ray", "cluster", "yaml", "argparse", "tqdm", "matplotlib"}
+    assert not bad, f"{module} imports {bad}"
 
 
-CORE = [m for m in GRAPH if m.startswith("distthrml.") and m.split(".")[1] not in ("sharding", "models", "jobs", "cli", "sampling_job")]
+def test_importing_distthrml_loads_no_application_code():
+    # argparse is left out: JAX itself imports it
+    code = ("import sys, distthrml, distthrml.sharding.launch, distthrml.models\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'yaml', 'tqdm', 'matplotlib', 'ray', 'cluster'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+CORE = [m for m in GRAPH if m.startswith("distthrml.") and m.split(".")[1] not in ("sharding", "models")]
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -87,9 +95,22 @@ def test_sharding_does_not_import_models():
         assert not {t for t in GRAPH[module] if t.startswith("distthrml.models")}, module
 
 
-def test_no_import_circles_in_the_library():
-    """No strongly connected component of more than one module (Tarjan)."""
-    graph = {m: GRAPH[m] & set(LIBRARY) for m in LIBRARY}
+def test_every_subcommand_parser_sits_next_to_its_handler():
+    from cluster import cli
+
+    parser = cli.build_parser()
+    examples = {"cluster.run.cli": ["run", "c.yaml"], "cluster.partition_cli": ["partition"],
+                "cluster.train.cli": ["train", "c.yaml", "--workdir", "w"], "cluster.emulate.cli": ["emulate", "c.yaml"],
+                "cluster.launch_cli": ["launch", "x.py"]}
+    assert sorted(m.__name__ for m in cli.SUBCOMMANDS) == sorted(examples)
+    for module, argv in examples.items():
+        assert parser.parse_args(argv).handler.__module__ == module, argv[0]
+
+
+def test_no_import_circles():
+    """No strongly connected component of more than one module (Tarjan), across partition,
+    distthrml and cluster."""
+    graph = GRAPH
     index, low, stack, on_stack, circles = {}, {}, [], set(), []
 
     def visit(v):

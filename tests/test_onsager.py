@@ -32,8 +32,8 @@ import pytest
 from scipy import stats
 
 from distthrml import Block, SamplingSchedule, SpinNode, sample_states
+from cluster.physics import onsager_energy_per_spin
 from distthrml.models import IsingEBM, IsingSamplingProgram, hinton_init
-from distthrml.physics import onsager_energy_per_spin
 from partition.generators import checkerboard_colors, torus_edges
 
 SIDE = 64

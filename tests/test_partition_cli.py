@@ -1,4 +1,4 @@
-"""The `partition` CLI: generators, files, configs, output formats and errors."""
+"""`distthrml partition`: generators, files, configs, output formats and errors."""
 
 import argparse
 import json
@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from partition import Partition
-from partition.cli import add_parser, main, run
+from cluster import cli
+from cluster.partition_cli import add_parser, run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str]) -> int:
+    return cli.main(["partition", *argv])
 
 
 def run_json(capsys, *argv):
@@ -122,14 +127,14 @@ def test_add_parser_registers_the_subcommand(capsys):
     parser = argparse.ArgumentParser(prog="distthrml")
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["partition", "--graph", "grid2d", "--size", "6x6", "--parts", "2", "--json"])
-    assert args.command == "partition" and args.func is run
-    assert args.func(args) == 0
+    assert args.command == "partition" and args.handler is run
+    assert args.handler(args) == 0
     assert json.loads(capsys.readouterr().out)["n_parts"] == 2
 
 
 def test_module_entry_point():
     result = subprocess.run(
-        [sys.executable, "-m", "partition.cli", "--graph", "torus", "--size", "8x8", "--parts", "2", "--json"],
+        [sys.executable, "-m", "cluster.cli", "partition", "--graph", "torus", "--size", "8x8", "--parts", "2", "--json"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,12 +16,13 @@ import jax
 import numpy as np
 import pytest
 import yaml
-from jax.sharding import Mesh
 
+from cluster.devices import device_mesh
 from cluster.ray_launch import RayLaunch, launch_training
 from cluster.ray_sample import LatticeJob, launch_sampling, sample_sharded
 from cluster.train.config import config_from_dict
 from cluster.train.run import train
+from distthrml.sharding.launch import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -42,7 +42,7 @@ def test_ray_two_processes_by_two_devices_match_one_process_by_four(tmp_path):
     out = launch_sampling(job, RayLaunch(workers=2, devices_per_worker=2, **LAUNCH), str(tmp_path / "ray"))
     _no_ray_left()
     assert (out["processes"], out["devices"]) == (2, 4)
-    one_process = sample_sharded(job, Mesh(np.array(jax.devices()[:4]).reshape(1, 4), ("chains", "graph")))
+    one_process = sample_sharded(job, device_mesh(jax.devices()[:4]))
     np.testing.assert_array_equal(out["samples"], one_process)
 
 
@@ -79,16 +79,10 @@ def test_ray_train_survives_sigkill_of_a_worker(tmp_path):
     assert_trees_equal(a, b)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def ray_head(tmp_path):
     """A real `ray start --head` on 127.0.0.1, stopped (its process group only) afterwards."""
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     head = subprocess.Popen(
         ["ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
@@ -160,7 +154,7 @@ def test_ray_two_workers_train_a_four_way_sharded_model(tmp_path):
     workdir = tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "RAY_ADDRESS")}
     done = subprocess.run(
-        [sys.executable, "-m", "distthrml.cli", "train", str(config), "--workdir", str(workdir), "--launcher", "ray",
+        [sys.executable, "-m", "cluster.cli", "train", str(config), "--workdir", str(workdir), "--launcher", "ray",
          "--workers", "2", "--devices-per-worker", "2"],
         env=env, capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
     )

@@ -20,7 +20,7 @@ from distthrml.models import (
     hinton_init,
 )
 from distthrml.block_management import state_bytes
-from distthrml.physics import onsager_energy_per_spin
+from cluster.physics import onsager_energy_per_spin
 from partition.generators import checkerboard_colors, grid_edges, torus_edges
 
 CHAINS = 4

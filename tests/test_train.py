@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
+from cluster.cli import main as cli_main
 from cluster.train import checkpoint as ck
 from cluster.train.config import ConfigError, config_from_dict, load_config
 from cluster.train.run import train
-from distthrml.cli import main as cli_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((REPO / "configs" / "train_digits.yaml").read_text())
@@ -33,6 +33,16 @@ def small(**sections) -> dict:
     for name, values in sections.items():
         raw[name].update(values)
     return raw
+
+
+def saved_steps(directory: pathlib.Path) -> list[int]:
+    """The finished checkpoints' steps in `directory`; the store is closed again (an open Orbax
+    manager left to the garbage collector fires callbacks into a closed event loop)."""
+    store = ck.CheckpointStore(directory, 10)
+    try:
+        return store.steps()
+    finally:
+        store.close()
 
 
 def params_of(workdir: pathlib.Path, step: int | None = None) -> dict:
@@ -86,7 +96,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
     train(config_from_dict(small()), full, echo=lambda *a: None)
     # stop at step 17 (a checkpoint is written at exit), then resume the same run to 30
     train(config_from_dict(small(train={"steps": 17})), part, echo=lambda *a: None)
-    assert ck.CheckpointStore(part / "checkpoints", 2).steps() == [10, 17]
+    assert saved_steps(part / "checkpoints") == [10, 17]
     lines = []
     train(config_from_dict(small()), part, echo=lines.append)
     assert any("resumed from step 17" in line for line in lines)
@@ -130,9 +140,13 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(tmp_path):
     lines = []
     train(config_from_dict(small(train={"steps": 20})), tmp_path, echo=lines.append)
     assert any("resumed from step 10" in line for line in lines)
-    assert ck.CheckpointStore(tmp_path / "checkpoints", 2).steps() == [10, 20]
+    assert saved_steps(tmp_path / "checkpoints") == [10, 20]
 
 
+# The injected failure itself makes Orbax's in-flight tensorstore writes report to the event loop
+# of the save they belonged to, which the failure has closed: an "unraisable" RuntimeError from
+# inside Orbax, expected here and only here.
+@pytest.mark.filterwarnings("ignore:Exception ignored:pytest.PytestUnraisableExceptionWarning")
 def test_failed_save_keeps_previous_checkpoint(tmp_path):
     raw = small(train={"steps": 10, "checkpoint_every": 5}, sampling={"negative_chains": 512})
     train(config_from_dict(raw), tmp_path, echo=lambda *a: None)
@@ -149,7 +163,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path):
         signal.signal(signal.SIGXFSZ, old)
     after, meta = load_state(tmp_path, 10)
     assert_trees_equal(before, after)
-    assert ck.CheckpointStore(tmp_path / "checkpoints", 2).steps()[-1] == 10
+    assert saved_steps(tmp_path / "checkpoints")[-1] == 10
 
 
 def test_workdir_of_another_config_is_refused_unless_forced(tmp_path):
@@ -207,17 +221,11 @@ def test_user_npz_dataset(tmp_path):
     assert summary["heldout_pll_trained"] > summary["heldout_pll_untrained"]
 
 
-def test_layering_distthrml_cli_does_not_import_cluster_or_ray():
-    code = "import sys, distthrml.cli as c; c.build_parser(); print('ray' in sys.modules, 'cluster' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
-    assert out.split() == ["False", "False"]
-
-
 @pytest.mark.slow
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
     raw = small(train={"steps": 400, "checkpoint_every": 20, "keep_last": 3})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "distthrml.cli", "train", str(tmp_path / "c.yaml")]
+    cmd = [sys.executable, "-m", "cluster.cli", "train", str(tmp_path / "c.yaml")]
     subprocess.run(cmd + ["--workdir", str(tmp_path / "full")], check=True, capture_output=True, cwd=REPO)
     proc = subprocess.Popen(cmd + ["--workdir", str(tmp_path / "killed")], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -227,7 +235,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # no chance to save at exit
     proc.wait()
-    steps = ck.CheckpointStore(ckpts, 3).steps()
+    steps = saved_steps(ckpts)
     assert steps and steps[-1] < 400
     subprocess.run(cmd + ["--workdir", str(tmp_path / "killed")], check=True, capture_output=True, cwd=REPO)
     a, _ = load_state(tmp_path / "full", 400)

@@ -1,37 +1,12 @@
-"""Many-chip system emulation: map a model onto chips of fixed capacity joined by links, sample
-it with one shard per chip, count the link traffic of the executed exchange plans, and project
-sweep time and energy (see README, "Emulating a many-chip system")."""
+"""Many-chip system emulation (`distthrml emulate`): map a model onto chips of fixed capacity
+joined by links, sample it with one shard per chip, count the link traffic of the executed
+exchange plans, and project sweep time and energy (see README, "Emulating a many-chip system").
 
-from .config import (
-    EmulateConfig,
-    EmulateConfigError,
-    load_emulate_config,
-    parse_emulate_config,
-)
-from .placement import place_parts, placement_cost
-from .projection import project
-from .topology import Topology, build_topology
-from .traffic import (
-    PartTraffic,
-    Traffic,
-    count_traffic,
-    partition_part_traffic,
-    route_parts,
-)
+- `config`: the chip-system config; `topology`: chips and links; `placement`: parts onto chips;
+- `sampling`: one shard per chip; `ray_chips`: the chips spread over Ray processes;
+- `traffic`: bits per link and colour step; `projection`: sweep time and energy;
+- `run`: one emulation end to end (and sweeps); `report`, `plots`: what it writes;
+- `cli`: the subcommand's parser and handler.
 
-__all__ = [
-    "EmulateConfig",
-    "EmulateConfigError",
-    "PartTraffic",
-    "Topology",
-    "Traffic",
-    "build_topology",
-    "count_traffic",
-    "load_emulate_config",
-    "parse_emulate_config",
-    "partition_part_traffic",
-    "place_parts",
-    "placement_cost",
-    "project",
-    "route_parts",
-]
+Importing this package imports nothing else: import the module you need.
+"""

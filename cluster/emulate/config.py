@@ -1,7 +1,7 @@
 """Chip-system configs (`configs/chips/*.yaml`): schema, loading and validation.
 
-A config names the model to map (the `model:` section of `distthrml run`, validated by its
-own rules), the chips (capacity, update time), the links (topology, bandwidth, latency), the
+A config names the model to map (the `model:` section of `distthrml run`, read by
+`cluster.workloads.schema`), the chips (capacity, update time), the links (topology, bandwidth, latency), the
 energy costs, the mapping, the emulated sampling run and the output. Every error names the file
 and the offending key, before anything is built or compiled.
 """
@@ -13,16 +13,12 @@ import math
 import pathlib
 from typing import Any
 
-from distthrml.config_file import check_sections, optional, parse_section, read_yaml
-from distthrml.errors import DistThrmlError
+from ..config_file import ConfigError, check_sections, in_file, optional, parse_section, read_yaml
+from ..workloads.schema import ModelConfig, parse_model
 
 TOPOLOGIES = ("mesh2d", "torus2d", "ring", "all_to_all", "explicit")
 PLACEMENTS = ("greedy_swap", "identity")
 SWEEP_OVER = ("parts", "bandwidth")
-
-
-class EmulateConfigError(DistThrmlError):
-    """A chip-system config is invalid."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +85,10 @@ class RunSection:
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """`sweep:` optional sweep mode: `over` (`parts` or `bandwidth`) and the `values`."""
+    """`sweep:` optional sweep mode: `over` (`parts`: re-partition and re-place for every K in
+    `values`; `bandwidth`: re-project the config's mapping for every bandwidth in `values`, bits/s
+    per direction, every link scaled together) and the `values`; the curve goes to `sweep.png`
+    and `emulation.json`. The `--sweep parts=4,8,16` flag sets the same."""
 
     over: str | None = optional(str)
     values: list | None = optional(list)
@@ -105,7 +104,9 @@ class OutputSection:
 
 @dataclasses.dataclass(frozen=True)
 class EmulateConfig:
-    model: dict
+    """A chip-system config: the model and the hardware (see the section classes)."""
+
+    model: ModelConfig
     chips: ChipsConfig
     links: LinksConfig
     energy: EnergyConfig
@@ -127,12 +128,7 @@ _SECTIONS = {
     "chips": ChipsConfig, "links": LinksConfig, "energy": EnergyConfig, "mapping": MappingConfig,
     "run": RunSection, "sweep": SweepConfig, "output": OutputSection,
 }
-_TOP = sorted(["model", *_SECTIONS])
 _NUMBER = (int, float)
-
-
-def _fail(where: str, message: str) -> EmulateConfigError:
-    return EmulateConfigError(f"{where}{message}")
 
 
 def _yaml_float(text: str, key: str) -> float:
@@ -140,13 +136,13 @@ def _yaml_float(text: str, key: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise EmulateConfigError(f"{key} must be a number, got {text!r}") from None
+        raise ConfigError(f"{key} must be a number, got {text!r}") from None
 
 
-def _positive(value: Any, key: str, where: str, integer: bool = False) -> None:
+def _positive(value: Any, key: str, integer: bool = False) -> None:
     kind = int if integer else _NUMBER
     if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
-        raise _fail(where, f"{key} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+        raise ConfigError(f"{key} must be a positive {'integer' if integer else 'number'}, got {value!r}")
 
 
 def parse_emulate_config(raw: Any, *, source: str | pathlib.Path | None = None) -> EmulateConfig:
@@ -155,96 +151,97 @@ def parse_emulate_config(raw: Any, *, source: str | pathlib.Path | None = None) 
     **Arguments:**
 
     - `raw`: the mapping.
-    - `source`: the file it came from (named in errors).
+    - `source`: the file it came from (named in errors; relative edge-list paths start there).
     """
-    where = f"{source}: " if source else ""
-    raw = check_sections(raw, _TOP, EmulateConfigError, where)
-    if not isinstance(raw.get("model"), dict):
-        raise _fail(where, "model: a `distthrml run` model section (mapping) is required")
-    s = {name: parse_section(cls, raw.get(name), name, EmulateConfigError, where) for name, cls in _SECTIONS.items()}
-    config = EmulateConfig(model=dict(raw["model"]), **s, source=str(source) if source else None)
-    _validate(config, where)
+    with in_file(source):
+        raw = check_sections(raw, "emulate")
+        if not isinstance(raw.get("model"), dict):
+            raise ConfigError("model: a `distthrml run` model section (mapping) is required")
+        model = parse_model(raw["model"], source)
+        s = {name: parse_section(cls, raw.get(name), name) for name, cls in _SECTIONS.items()}
+        config = EmulateConfig(model=model, **s, source=str(source) if source else None)
+        _validate(config)
     return config
 
 
-def _validate(c: EmulateConfig, where: str) -> None:
-    _positive(c.chips.capacity, "chips.capacity", where, integer=True)
+def _validate(c: EmulateConfig) -> None:
+    _positive(c.chips.capacity, "chips.capacity", integer=True)
     timed = [k for k in ("time_per_color_step", "time_per_node") if getattr(c.chips, k) is not None]
     if len(timed) != 1:
-        raise _fail(where, f"chips: give exactly one of time_per_color_step, time_per_node (got {timed or 'none'})")
-    _positive(getattr(c.chips, timed[0]), f"chips.{timed[0]}", where)
-    _validate_links(c.links, where)
+        raise ConfigError(f"chips: give exactly one of time_per_color_step, time_per_node (got {timed or 'none'})")
+    _positive(getattr(c.chips, timed[0]), f"chips.{timed[0]}")
+    _validate_links(c.links)
     if c.links.latency < 0 or not math.isfinite(c.links.latency):
-        raise _fail(where, f"links.latency must be >= 0, got {c.links.latency!r}")
-    _positive(c.links.bandwidth, "links.bandwidth", where)
+        raise ConfigError(f"links.latency must be >= 0, got {c.links.latency!r}")
+    _positive(c.links.bandwidth, "links.bandwidth")
     if c.links.state_bits is not None:
-        _positive(c.links.state_bits, "links.state_bits", where, integer=True)
+        _positive(c.links.state_bits, "links.state_bits", integer=True)
     for key in ("per_flip", "per_bit"):
         value = getattr(c.energy, key)
         if value < 0 or not math.isfinite(value):
-            raise _fail(where, f"energy.{key} must be >= 0, got {value!r}")
+            raise ConfigError(f"energy.{key} must be >= 0, got {value!r}")
     if c.mapping.method not in ("metis", "random", "contiguous"):
-        raise _fail(where, f"mapping.method must be one of metis, random, contiguous, got {c.mapping.method!r}")
+        raise ConfigError(f"mapping.method must be one of metis, random, contiguous, got {c.mapping.method!r}")
     if c.mapping.placement not in PLACEMENTS:
-        raise _fail(where, f"mapping.placement must be one of {PLACEMENTS}, got {c.mapping.placement!r}")
+        raise ConfigError(f"mapping.placement must be one of {PLACEMENTS}, got {c.mapping.placement!r}")
     if c.mapping.parts is not None:
-        _positive(c.mapping.parts, "mapping.parts", where, integer=True)
+        _positive(c.mapping.parts, "mapping.parts", integer=True)
         if c.mapping.parts > c.n_chips:
-            raise _fail(where, f"mapping.parts={c.mapping.parts} exceeds the {c.n_chips} chips of links")
+            raise ConfigError(f"mapping.parts={c.mapping.parts} exceeds the {c.n_chips} chips of links")
     for key in ("chains", "samples", "steps_per_sample"):
-        _positive(getattr(c.run, key), f"run.{key}", where, integer=True)
+        _positive(getattr(c.run, key), f"run.{key}", integer=True)
     if c.run.warmup < 0:
-        raise _fail(where, f"run.warmup must be >= 0, got {c.run.warmup}")
+        raise ConfigError(f"run.warmup must be >= 0, got {c.run.warmup}")
     if c.sweep.over is not None:
         if c.sweep.over not in SWEEP_OVER:
-            raise _fail(where, f"sweep.over must be one of {SWEEP_OVER}, got {c.sweep.over!r}")
+            raise ConfigError(f"sweep.over must be one of {SWEEP_OVER}, got {c.sweep.over!r}")
         if not c.sweep.values:
-            raise _fail(where, "sweep.values: a non-empty list is required with sweep.over")
+            raise ConfigError("sweep.values: a non-empty list is required with sweep.over")
         values = [_yaml_float(v, "sweep.values") if isinstance(v, str) else v for v in c.sweep.values]
         object.__setattr__(c.sweep, "values", values)
         for v in values:
-            _positive(v, "sweep.values entries", where, integer=c.sweep.over == "parts")
+            _positive(v, "sweep.values entries", integer=c.sweep.over == "parts")
 
 
-def _validate_links(links: LinksConfig, where: str) -> None:
+def _validate_links(links: LinksConfig) -> None:
     if links.topology not in TOPOLOGIES:
-        raise _fail(where, f"links.topology must be one of {TOPOLOGIES}, got {links.topology!r}")
+        raise ConfigError(f"links.topology must be one of {TOPOLOGIES}, got {links.topology!r}")
     if links.topology in ("mesh2d", "torus2d"):
         shape = links.shape
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in shape)):
-            raise _fail(where, f"links.shape must be [rows, cols] of positive integers for {links.topology}, got {shape!r}")
+            raise ConfigError(f"links.shape must be [rows, cols] of positive integers for {links.topology}, got {shape!r}")
         if links.count is not None and links.count != shape[0] * shape[1]:
-            raise _fail(where, f"links.count={links.count} disagrees with links.shape {shape}")
+            raise ConfigError(f"links.count={links.count} disagrees with links.shape {shape}")
         if links.edges is not None:
-            raise _fail(where, f"links.edges is only read for the explicit topology, not {links.topology}")
+            raise ConfigError(f"links.edges is only read for the explicit topology, not {links.topology}")
         return
     if links.shape is not None:
-        raise _fail(where, f"links.shape is only read for mesh2d/torus2d, not {links.topology}")
-    _positive(links.count, "links.count", where, integer=True)
+        raise ConfigError(f"links.shape is only read for mesh2d/torus2d, not {links.topology}")
+    _positive(links.count, "links.count", integer=True)
     if links.topology != "explicit":
         if links.edges is not None:
-            raise _fail(where, f"links.edges is only read for the explicit topology, not {links.topology}")
+            raise ConfigError(f"links.edges is only read for the explicit topology, not {links.topology}")
         return
     if not isinstance(links.edges, list) or not links.edges:
-        raise _fail(where, "links.edges must be a non-empty list of [chip, chip] pairs for the explicit topology")
+        raise ConfigError("links.edges must be a non-empty list of [chip, chip] pairs for the explicit topology")
     seen = set()
     for i, e in enumerate(links.edges):  # loops over chip links
         ok = isinstance(e, list) and len(e) in (2, 3) and all(isinstance(x, int) and not isinstance(x, bool) for x in e[:2])
         if not ok or not all(0 <= x < links.count for x in e[:2]) or e[0] == e[1]:
-            raise _fail(where, f"links.edges[{i}] = {e!r} must be two different chips in [0, {links.count}), "
+            raise ConfigError(f"links.edges[{i}] = {e!r} must be two different chips in [0, {links.count}), "
                                "optionally followed by {bandwidth: ..., latency: ...}")
         if frozenset(e[:2]) in seen:
-            raise _fail(where, f"links.edges[{i}] = {e!r} repeats the link {e[0]}-{e[1]}")
+            raise ConfigError(f"links.edges[{i}] = {e!r} repeats the link {e[0]}-{e[1]}")
         seen.add(frozenset(e[:2]))
         if len(e) == 3:
             extra = e[2]
             if not isinstance(extra, dict) or not extra or set(extra) - {"bandwidth", "latency"}:
-                raise _fail(where, f"links.edges[{i}]: the third entry must be a mapping of bandwidth and/or latency, "
+                raise ConfigError(f"links.edges[{i}]: the third entry must be a mapping of bandwidth and/or latency, "
                                    f"got {extra!r}")
             for key, value in extra.items():
                 value = _yaml_float(value, f"links.edges[{i}].{key}") if isinstance(value, str) else value
                 extra[key] = value
-                _positive(value, f"links.edges[{i}].{key}", where)
+                _positive(value, f"links.edges[{i}].{key}")
 
 
 def load_emulate_config(path: str | pathlib.Path) -> EmulateConfig:
@@ -254,8 +251,8 @@ def load_emulate_config(path: str | pathlib.Path) -> EmulateConfig:
 
     - `path`: a YAML file.
     """
-    raw = read_yaml(path, EmulateConfigError)
-    return parse_emulate_config(raw, source=pathlib.Path(path))
+    with in_file(path):
+        return parse_emulate_config(read_yaml(path), source=pathlib.Path(path))
 
 
 def with_overrides(config: EmulateConfig, **sections: dict) -> EmulateConfig:
@@ -267,5 +264,6 @@ def with_overrides(config: EmulateConfig, **sections: dict) -> EmulateConfig:
     """
     changed = {name: dataclasses.replace(getattr(config, name), **fields) for name, fields in sections.items()}
     out = dataclasses.replace(config, **changed)
-    _validate(out, f"{config.source}: " if config.source else "")
+    with in_file(config.source):
+        _validate(out)
     return out

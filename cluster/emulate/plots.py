@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch
 
+from ..palette import state_colors, state_labels
+
 
 def plot_chip_map(report: dict, topology, path: pathlib.Path) -> None:
     """Chips coloured by load (nodes / capacity), links as lines whose width is the bits per sweep
@@ -146,28 +148,77 @@ def _rate(v: float) -> str:
     return f"{v:g}"
 
 
-def plot_samples(state: np.ndarray, lattice: tuple[int, int], placement_parts: np.ndarray, path: pathlib.Path) -> None:
-    """The last emulated sample of chain 0 beside the part (chip) of every site.
+def chip_of_site(model, mapping) -> np.ndarray:
+    """The chip of every lattice site, `[rows, cols]`: the partition assigns program indices
+    (colour class by colour class), so each is mapped to its node number (site `r * cols + c`).
 
     **Arguments:**
 
-    - `state`: `[n_nodes]` a sample in node order.
-    - `lattice`: `(rows, cols)`.
-    - `placement_parts`: `[n_nodes]` chip of every node.
-    - `path`: the PNG to write.
+    - `model`: the built lattice model (`lattice` and `node_of_index`).
+    - `mapping`: its `Mapping` (partition and placement).
     """
-    rows, cols = lattice
+    chip_of_index = np.asarray(mapping.placement)[np.asarray(mapping.partition.assignment)]
+    chips = np.empty(model.n_nodes, np.int64)
+    chips[np.asarray(model.node_of_index)] = chip_of_index
+    return chips.reshape(model.lattice)
+
+
+def chip_colors(n_chips: int):
+    """A colour map with one distinct colour per chip, and the norm that puts chip c on colour c.
+
+    **Arguments:**
+
+    - `n_chips`: chips of the system.
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    base = plt.get_cmap("tab10" if n_chips <= 10 else "tab20" if n_chips <= 20 else "turbo")
+    colors = [base(c) for c in range(n_chips)] if n_chips <= 20 else [base(c / (n_chips - 1)) for c in range(n_chips)]
+    return ListedColormap(colors), BoundaryNorm(np.arange(n_chips + 1) - 0.5, n_chips)
+
+
+def plot_samples(state: np.ndarray, chips: np.ndarray, n_chips: int, path: pathlib.Path,
+                 categories: int | None = None) -> np.ndarray:
+    """The last emulated sample of chain 0 beside the chip of every site, in equal panels, each
+    with its colour key.
+
+    **Arguments:**
+
+    - `state`: `[n_nodes]` a sample in node order (spins as bools, or categories).
+    - `chips`: `[rows, cols]` chip of every site (`chip_of_site`).
+    - `n_chips`: chips of the system (one colour each).
+    - `path`: the PNG to write.
+    - `categories`: Potts categories, or None for spins.
+
+    **Returns:** the chip image as drawn (`[rows, cols]`, every `stride`-th site a side).
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    rows, cols = chips.shape
     stride = max(1, max(rows, cols) // 1024)  # keep the image to ~1k pixels a side
-    img = np.asarray(state).reshape(rows, cols)[::stride, ::stride].astype(np.float32)
-    chips = np.asarray(placement_parts).reshape(rows, cols)[::stride, ::stride]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
-    axes[0].imshow(img, cmap="gray", interpolation="nearest")
-    axes[0].set_title(f"emulated sample (chain 0){'' if stride == 1 else f', 1 in {stride} sites per axis'}", fontsize=9)
-    im = axes[1].imshow(chips, cmap="tab20", interpolation="nearest")
-    axes[1].set_title("chip of every site", fontsize=9)
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
-    for a in axes:
+    img = np.asarray(state).reshape(rows, cols)[::stride, ::stride].astype(np.int64)
+    shown = chips[::stride, ::stride]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+    # each key beside its image and as tall as it, so that both panels have the same size
+    keys = [make_axes_locatable(a).append_axes("right", size="4%", pad=0.08) for a in (left, right)]
+    sub = "" if stride == 1 else f", 1 in {stride} sites per axis"
+    colors, labels = state_colors(categories), state_labels(categories)
+    states = left.imshow(img, cmap=ListedColormap(colors), norm=BoundaryNorm(np.arange(len(colors) + 1) - 0.5, len(colors)),
+                            interpolation="nearest")
+    left.set_title(f"emulated sample (chain 0){sub}", fontsize=9)
+    key = fig.colorbar(states, cax=keys[0], ticks=range(len(colors)) if len(colors) <= 32 else None)
+    if len(colors) <= 32:
+        key.ax.set_yticklabels(labels)
+    key.set_label("spin" if categories is None else "state")
+    cmap, norm = chip_colors(n_chips)
+    im = right.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest")
+    right.set_title(f"chip of every site{sub}", fontsize=9)
+    key = fig.colorbar(im, cax=keys[1], ticks=range(n_chips) if n_chips <= 32 else None)
+    key.set_label("chip")
+    for a in (left, right):
         a.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return np.asarray(im.get_array())

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .config import EmulateConfig, EmulateConfigError
+from ..config_file import ConfigError
+from .config import EmulateConfig
 
 
 def chips_per_worker(n_chips: int, workers: int, devices_per_worker: int | None) -> int:
@@ -26,10 +27,10 @@ def chips_per_worker(n_chips: int, workers: int, devices_per_worker: int | None)
     - `devices_per_worker`: the requested devices per worker, or None.
     """
     if workers < 1:
-        raise EmulateConfigError(f"--workers must be at least 1, got {workers}")
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     d = devices_per_worker or math.ceil(n_chips / workers)
     if d * workers < n_chips:
-        raise EmulateConfigError(f"{workers} workers x {d} devices hold {d * workers} chips; the system has {n_chips}")
+        raise ConfigError(f"{workers} workers x {d} devices hold {d * workers} chips; the system has {n_chips}")
     return d
 
 
@@ -45,7 +46,7 @@ def check_every_worker_holds_a_part(placement: np.ndarray, workers: int, devices
     used = np.unique(np.asarray(placement) // devices_per_worker)
     idle = sorted(set(range(workers)) - {int(w) for w in used})
     if idle:
-        raise EmulateConfigError(
+        raise ConfigError(
             f"Ray worker(s) {idle} would hold no part ({len(placement)} parts on {workers} workers x "
             f"{devices_per_worker} chips); use fewer workers or more parts"
         )
@@ -59,12 +60,13 @@ def chips_job(arguments: dict):
     import distthrml as dt
     from partition import Partition, as_csr
 
-    from .run import build, sample_on_chips
+    from ..workloads.build import build_model
+    from .sampling import sample_on_chips
     from .topology import build_topology
     from .traffic import count_traffic
 
     config: EmulateConfig = arguments["config"]
-    model = build(config)
+    model = build_model(config.model, config.source)
     assignment = np.asarray(arguments["assignment"], np.int64)
     part = Partition(assignment=assignment, n_parts=int(arguments["parts"]),
                      csr=as_csr(dt.interaction_graph(model.program)), method=config.mapping.method,
@@ -99,7 +101,7 @@ def sample_on_ray_chips(config: EmulateConfig, partition, placement: np.ndarray,
     """
     import pathlib
 
-    from cluster.ray_launch import run_on_workers
+    from ..ray_launch import run_on_workers
 
     chips_per_worker(config.n_chips, launch.workers, launch.devices_per_worker)  # raises if too few
     check_every_worker_holds_a_part(placement, launch.workers, launch.devices_per_worker)

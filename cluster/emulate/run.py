@@ -12,12 +12,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from .config import EmulateConfig, EmulateConfigError, with_overrides
+from ..config_file import ConfigError, in_file
+from ..workloads.build import BuiltModel, build_model
+from ..workloads.build import partition_model as partition_built_model
+from .config import EmulateConfig, with_overrides
 from .placement import place_parts
 from .projection import project
+from .sampling import sample_on_chips
 from .topology import Topology, build_topology
 from .traffic import (
     Traffic,
@@ -46,23 +51,6 @@ class Mapping:
     seconds: dict
 
 
-def build(config: EmulateConfig):
-    """The `BuiltModel` of `config.model` (the `distthrml run` model section and builders).
-
-    **Arguments:**
-
-    - `config`: the chip-system config.
-    """
-    from distthrml.jobs.config import ConfigError, parse_run_config
-    from distthrml.jobs.models import build_model
-
-    try:
-        run_config = parse_run_config({"model": config.model}, source=config.source)
-        return build_model(run_config)
-    except ConfigError as err:
-        raise EmulateConfigError(str(err)) from None
-
-
 def resolve_parts(config: EmulateConfig, n_nodes: int, parts: int | None = None) -> int:
     """K: `parts`, else `mapping.parts`, else ceil(nodes / capacity); checked against the capacity.
 
@@ -72,43 +60,37 @@ def resolve_parts(config: EmulateConfig, n_nodes: int, parts: int | None = None)
     - `n_nodes`: the model's node count.
     - `parts`: an override (sweep mode).
     """
-    where = f"{config.source}: " if config.source else ""
     cap, chips = config.chips.capacity, config.n_chips
     if n_nodes > cap * chips:
-        raise EmulateConfigError(
-            f"{where}chips.capacity: the model's {n_nodes} nodes do not fit on {chips} chips of {cap} variables "
+        raise ConfigError(
+            f"chips.capacity: the model's {n_nodes} nodes do not fit on {chips} chips of {cap} variables "
             f"({chips * cap} in all); raise chips.capacity or add chips to links"
         )
     k = parts or config.mapping.parts or math.ceil(n_nodes / cap)
     if k > chips:
-        raise EmulateConfigError(f"{where}mapping.parts: {k} parts need {k} chips, the system has {chips}")
+        raise ConfigError(f"mapping.parts: {k} parts need {k} chips, the system has {chips}")
     if k * cap < n_nodes:
-        raise EmulateConfigError(
-            f"{where}chips.capacity: {k} parts of at most {cap} variables hold {k * cap} < {n_nodes} nodes; "
+        raise ConfigError(
+            f"chips.capacity: {k} parts of at most {cap} variables hold {k * cap} < {n_nodes} nodes; "
             f"raise mapping.parts to at least {math.ceil(n_nodes / cap)} or chips.capacity"
         )
     return k
 
 
-def partition_model(model, config: EmulateConfig, k: int):
+def partition_model(model: BuiltModel, config: EmulateConfig, k: int):
     """A capacity-constrained partition of the model's interaction graph into `k` parts.
 
     **Arguments:**
 
-    - `model`: the `BuiltModel`.
+    - `model`: the built model.
     - `config`: the chip-system config.
     - `k`: the number of parts.
     """
-    from distthrml.jobs.models import partition_model as partition_built_model
-
     m = config.mapping
-    try:
-        part = partition_built_model(model, k, m.method, m.seed, capacity=config.chips.capacity)
-    except ValueError as err:
-        raise EmulateConfigError(f"{config.source or 'config'}: mapping: {err}") from None
+    part = partition_built_model(model, k, m.method, m.seed, capacity=config.chips.capacity)
     sizes = part.part_sizes()
     if sizes.max() > config.chips.capacity:  # partition_capacity guarantees it; a violation is a bug there
-        raise EmulateConfigError(f"partition: part {int(sizes.argmax())} holds {int(sizes.max())} > capacity {config.chips.capacity}")
+        raise AssertionError(f"partition: part {int(sizes.argmax())} holds {int(sizes.max())} > capacity {config.chips.capacity}")
     return part
 
 
@@ -164,71 +146,20 @@ def map_model(model, config: EmulateConfig, topology: Topology, k: int, layout=N
     return Mapping(k, part, placement, costs, layout, traffic, project(traffic, config, topology), seconds)
 
 
-def initial_states(model, chains: int, key) -> list:
-    """Uniformly random initial states of every free block, with a leading chain axis."""
-    import jax
-    import jax.numpy as jnp
-
-    keys = jax.random.split(key, len(model.blocks))
-    if model.categories is None:
-        return [jax.random.bernoulli(k, 0.5, (chains, len(b))) for k, b in zip(keys, model.blocks)]
-    return [jax.random.randint(k, (chains, len(b)), 0, model.categories, jnp.int32).astype(jnp.uint8)
-            for k, b in zip(keys, model.blocks)]
-
-
-def sample_on_chips(model, partition, placement: np.ndarray, devices: list, config: EmulateConfig) -> dict:
-    """Sample the model with shard p on device `placement[p]`; returns the sharded program,
-    the samples `[chains, samples, nodes]` and the measured timings.
+def stages(config: EmulateConfig, sample: bool) -> int:
+    """The stages `emulate` reports to `on_stage`: model, partition, sampling (if any), mapping,
+    and one per sweep value.
 
     **Arguments:**
 
-    - `model`: the `BuiltModel`.
-    - `partition`: its partition.
-    - `placement`: chip (= device index) of every part.
-    - `devices`: one JAX device per chip.
-    - `config`: the chip-system config (its `run:` section).
+    - `config`: the chip-system config.
+    - `sample`: whether the emulation samples.
     """
-    import equinox as eqx
-    import jax
-    from jax.sharding import Mesh
-
-    import distthrml as dt
-
-    r = config.run
-    t0 = time.perf_counter()
-    mesh = Mesh(np.array([devices[int(c)] for c in placement]).reshape(1, -1), ("chains", "graph"))
-    sprog = dt.shard_program(model.program, partition, mesh)
-    shard_s = time.perf_counter() - t0
-    keys = jax.random.split(jax.random.key(r.seed), r.chains)
-    init = initial_states(model, r.chains, jax.random.key(r.seed + 1))
-    schedule = dt.SamplingSchedule(r.warmup, r.samples, r.steps_per_sample)
-
-    # filter_jit: the program goes in as arguments (not baked-in constants) and the second call
-    # reuses the compiled sweep loop, so `run_s` times sampling, not tracing
-    step = eqx.filter_jit(lambda k, sp, i: dt.sample_states(k, sp, schedule, i, [], [model.nodes])[0])
-
-    def go():
-        return jax.block_until_ready(step(keys, sprog, init))
-
-    t0 = time.perf_counter()
-    go()  # compiles
-    first_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    samples = go()
-    run_s = time.perf_counter() - t0
-    sweeps = r.warmup + r.samples * r.steps_per_sample
-    return {
-        "sprog": sprog, "samples": np.asarray(samples), "keys": keys, "init": init, "schedule": schedule,
-        "measured": {
-            "chains": r.chains, "sweeps": sweeps, "shard_s": shard_s, "first_call_s": first_s, "run_s": run_s,
-            "seconds_per_sweep": run_s / sweeps, "samples_per_s": r.chains * sweeps / run_s,
-            "devices": len(devices), "platform": devices[0].platform, "processes": jax.process_count(),
-        },
-    }
+    return 3 + int(sample) + (len(config.sweep.values) if config.sweep.over is not None else 0)
 
 
 def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool | None = None, echo=print,
-            launch=None, storage=None) -> dict:
+            launch=None, storage=None, on_stage: Callable[[], object] = lambda: None) -> dict:
     """Run one emulation of `config` (see the module docstring); returns everything the report
     needs: `model`, `topology`, `mapping`, `run` (or None), `sweep` (or None).
 
@@ -241,38 +172,44 @@ def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool 
     - `launch`: a `cluster.ray_launch.RayLaunch`: sample on the devices of Ray-launched processes
       (chip c is global device c) instead of `devices`.
     - `storage`: Ray Train's storage folder (with `launch`).
+    - `on_stage`: called after every stage (`stages` of them), e.g. to advance a progress bar.
     """
-    sample = config.run.sample if sample is None else sample
+    with in_file(config.source):  # errors found while mapping name the config file too
+        return _emulate(config, devices, sample=config.run.sample if sample is None else sample, echo=echo,
+                        launch=launch, storage=storage, on_stage=on_stage)
+
+
+def _emulate(config: EmulateConfig, devices: list | None, *, sample: bool, echo, launch, storage, on_stage) -> dict:
     topology = build_topology(config.links)
     t0 = time.perf_counter()
-    model = build(config)
+    model = build_model(config.model, config.source)
     echo(f"model: {model.name} (built in {time.perf_counter() - t0:.1f} s)")
+    on_stage()
     k = resolve_parts(config, model.n_nodes)
     t0 = time.perf_counter()
     part = partition_model(model, config, k)
     partition_s = time.perf_counter() - t0
     echo(f"partition: {k} parts of at most {config.chips.capacity} (largest {int(part.part_sizes().max())}) "
          f"in {time.perf_counter() - t0:.1f} s")
+    on_stage()
     result = {"model": model, "topology": topology, "run": None, "sweep": None}
     if sample and launch is not None:
         from .ray_chips import sample_on_ray_chips
 
         placed = place(model, part, topology, config)
         ran = sample_on_ray_chips(config, part, placed[0], launch, storage)
-        m = ran["measured"]
-        echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} chips in {m['processes']} Ray processes: "
-             f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
+        echo(_sampled(ran["measured"], f"{k} chips in {ran['measured']['processes']} Ray processes"))
+        on_stage()
         mapping = map_model(model, config, topology, k, partition=part, traffic=ran["traffic"], placed=placed)
         result["run"] = ran
     elif sample:
         if devices is None or len(devices) < config.n_chips:
-            raise EmulateConfigError(f"sampling on {config.n_chips} chips needs {config.n_chips} devices, "
-                                     f"got {0 if devices is None else len(devices)}")
+            raise ConfigError(f"sampling on {config.n_chips} chips needs {config.n_chips} devices, "
+                              f"got {0 if devices is None else len(devices)}")
         placed = place(model, part, topology, config)
         ran = sample_on_chips(model, part, placed[0], devices, config)
-        m = ran["measured"]
-        echo(f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {k} emulated chips: "
-             f"{m['seconds_per_sweep']:.3f} s/sweep (first call {m['first_call_s']:.1f} s)")
+        echo(_sampled(ran["measured"], f"{k} emulated chips"))
+        on_stage()
         mapping = map_model(model, config, topology, k, layout=ran["sprog"].layout, partition=part, placed=placed)
         ran["halo_bytes_per_sweep"] = int(ran["sprog"].halo_bytes_per_sweep())
         result["run"] = ran
@@ -281,12 +218,19 @@ def emulate(config: EmulateConfig, devices: list | None = None, *, sample: bool 
     mapping.seconds["partition"] = partition_s
     mapping.seconds["build_model"] = model.build_seconds
     result["mapping"] = mapping
+    on_stage()
     if config.sweep.over is not None:
-        result["sweep"] = sweep(model, config, topology, mapping, echo=echo)
+        result["sweep"] = sweep(model, config, topology, mapping, echo=echo, on_value=on_stage)
     return result
 
 
-def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, echo=print) -> dict:
+def _sampled(m: dict, where: str) -> str:
+    return (f"sampled {m['chains']} chains x {m['sweeps']} sweeps on {where}: {m['seconds_per_sweep']:.3f} s/sweep "
+            f"(first call {m['first_call_s']:.1f} s)")
+
+
+def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, echo=print,
+          on_value: Callable[[], object] = lambda: None) -> dict:
     """Projected sweep time against `sweep.over` (`parts`: re-partition and re-place; `bandwidth`:
     re-project the base mapping's traffic).
 
@@ -294,6 +238,8 @@ def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, ec
 
     - `model`, `config`, `topology`: as for `map_model`.
     - `base`: the mapping of the config itself (reused for bandwidth sweeps).
+    - `echo`: progress printer.
+    - `on_value`: called after every swept value.
     """
     rows = []
     for value in config.sweep.values:
@@ -309,4 +255,5 @@ def sweep(model, config: EmulateConfig, topology: Topology, base: Mapping, *, ec
                      "communication_s": proj["communication_s"], "bandwidth_term_s": proj["bandwidth_term_s"],
                      "samples_per_s": proj["samples_per_s"], "energy_per_sample_j": proj["energy_per_sample_j"]})
         echo(f"sweep {config.sweep.over}={value}: projected sweep {proj['sweep_time_s']:.3e} s")
+        on_value()
     return {"over": config.sweep.over, "rows": rows}

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from distthrml.block_management import state_bytes
+from distthrml.block_management import block_state_bytes
 from distthrml.sharding.layout import program_node_block
 
 from .topology import Topology
@@ -54,12 +54,6 @@ class Traffic:
     @property
     def link_bits_per_sweep(self) -> np.ndarray:
         return self.link_bits.sum(axis=0)
-
-
-def node_bytes(program, b: int) -> int:
-    """Bytes of one node state of free block b (its `node_shape_struct`)."""
-    spec = program.gibbs_spec
-    return state_bytes(spec.node_shape_struct[spec.free_blocks[b].node_type])
 
 
 class PartTraffic(NamedTuple):
@@ -125,7 +119,7 @@ def count_traffic(program, layout, placement: np.ndarray, topology: Topology, st
     total_bytes = 0
     for s, blocks in enumerate(steps):
         for b in blocks:
-            nb = node_bytes(program, b)
+            nb = block_state_bytes(spec, b)
             per_state = 8 * nb if state_bits is None else state_bits
             part_nodes[s] += (layout.owned[b] >= 0).sum(axis=1)
             for r in layout.exchange[b]:  # loops over exchange rounds and part pairs, not nodes
@@ -158,7 +152,7 @@ def partition_part_traffic(program, partition, state_bits: int | None = None) ->
     if partition.n_nodes != spec.n_nodes:
         raise ValueError(f"the partition has {partition.n_nodes} nodes, the program {spec.n_nodes}")
     plan = partition.with_blocks(node_block).halo_plan()
-    bytes_of_block = np.array([node_bytes(program, b) for b in range(n_free)], np.int64)
+    bytes_of_block = np.array([block_state_bytes(spec, b) for b in range(n_free)], np.int64)
     per_state = 8 * bytes_of_block if state_bits is None else np.full(n_free, state_bits)
     states = np.zeros((len(steps), k, k), np.int64)
     rows = plan.block_send_rows()  # (block, src, dst, count), one row per part pair and block

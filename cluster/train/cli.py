@@ -1,4 +1,4 @@
-"""`distthrml train CONFIG --workdir DIR`: the entry point behind the `train` subcommand.
+"""`distthrml train CONFIG --workdir DIR`: its parser and its handler.
 
 Runs in this process by default; under Ray (`--launcher ray`, `--address`, or `RAY_ADDRESS`
 set, as in a `ray job submit` entrypoint) it launches a Ray Train `JaxTrainer` instead.
@@ -7,22 +7,53 @@ set, as in a `ray job submit` entrypoint) it launches a Ray Train `JaxTrainer` i
 from __future__ import annotations
 
 import argparse
-import os
+
+from ..progress import add_progress_flag
+from ..ray_launch import add_ray_arguments
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `distthrml train` on an argparse subparsers object.
+
+    **Arguments:**
+
+    - `subparsers`: the result of `ArgumentParser.add_subparsers()`.
+    """
+    parser = subparsers.add_parser("train", help="train a Boltzmann machine (checkpointed; optionally under Ray Train)")
+    parser.add_argument("config", help="YAML training config (see configs/train_digits.yaml)")
+    parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; rerun to resume")
+    parser.add_argument("--force", action="store_true", help="start over in a workdir holding another config's checkpoints")
+    add_progress_flag(parser)
+    add_ray_arguments(parser, devices_per_worker=1)
+    parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
+    parser.set_defaults(handler=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the `train` subcommand."""
-    from .config import load_config
+    """Run `distthrml train` with parsed arguments; returns the exit status.
 
+    **Arguments:**
+
+    - `args`: from the parser `add_parser` made.
+    """
+    import dataclasses
     import logging
 
+    from ..ray_launch import wants_ray
+    from .config import load_config
+
     config = load_config(args.config)
+    if args.no_progress:
+        config = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
-    use_ray = args.launcher == "ray" or (args.launcher == "auto" and (args.address or os.environ.get("RAY_ADDRESS")))
-    if not use_ray:
+    if not wants_ray(args):
         from .run import train
 
-        train(config, args.workdir, force=args.force)
+        summary = train(config, args.workdir, force=args.force)
+        if summary["steps"] < summary["total_steps"]:
+            # the loop stopped early (Ctrl-C, SIGTERM) and saved a checkpoint: report an interruption
+            raise KeyboardInterrupt
         return 0
     from ..ray_launch import RayLaunch, launch_training
 

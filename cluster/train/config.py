@@ -11,12 +11,7 @@ import hashlib
 import json
 import pathlib
 
-from distthrml.config_file import check_sections, parse_section, read_yaml
-from distthrml.errors import DistThrmlError
-
-
-class ConfigError(DistThrmlError):
-    """A training configuration (or the workdir it points at) is invalid."""
+from ..config_file import ConfigError, check_sections, in_file, parse_section, read_yaml
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +113,8 @@ def config_from_dict(raw: dict) -> Config:
 
     - `raw`: the parsed YAML (sections of keys).
     """
-    raw = check_sections(raw, list(_CLASSES), ConfigError)
-    config = Config(**{name: parse_section(cls, raw.get(name), name, ConfigError) for name, cls in _CLASSES.items()})
+    raw = check_sections(raw, "train")
+    config = Config(**{name: parse_section(cls, raw.get(name), name) for name, cls in _CLASSES.items()})
     _check(config)
     return config
 
@@ -152,11 +147,8 @@ def load_config(path: str | pathlib.Path) -> Config:
 
     - `path`: a YAML file (see `configs/train_digits.yaml`).
     """
-    raw = read_yaml(path, ConfigError)
-    try:
-        return config_from_dict(raw)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    with in_file(path):
+        return config_from_dict(read_yaml(path))
 
 
 def diff_identity(a: dict, b: dict, prefix: str = "") -> list[str]:

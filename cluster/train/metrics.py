@@ -1,4 +1,4 @@
-"""Metrics: a CSV file, TensorBoard event files and a progress bar.
+"""Metrics: a CSV file, TensorBoard event files and a progress bar (on a terminal only).
 
 On resume the CSV is cut back to the restored step and TensorBoard is told to purge later
 events, so the curves of a resumed run look like those of an uninterrupted one.
@@ -10,7 +10,7 @@ import csv
 import math
 import pathlib
 
-from tqdm import tqdm
+from ..progress import progress_bar
 
 FIELDS = ["step", "moment_gap", "grad_norm", "heldout_pll", "train_pll", "samples_per_s", "wall_s"]
 
@@ -32,7 +32,7 @@ class MetricsLog:
     - `start_step`: the step the run starts (or resumes) from; later rows are dropped.
     - `total_steps`: for the progress bar.
     - `tensorboard`: write TensorBoard events too.
-    - `progress`: show a progress bar.
+    - `progress`: show a progress bar (on a terminal).
     """
 
     def __init__(self, workdir: pathlib.Path, start_step: int, total_steps: int, *, tensorboard: bool, progress: bool):
@@ -48,8 +48,8 @@ class MetricsLog:
             from tensorboardX import SummaryWriter
 
             self.writer = SummaryWriter(str(workdir / "tensorboard"), purge_step=start_step + 1 if start_step else None)
-        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", disable=not progress,
-                        dynamic_ncols=True, mininterval=0.5)
+        self.bar = progress_bar(total_steps, enabled=progress, initial=start_step, desc="train", unit="step",
+                                mininterval=0.5)
 
     def log(self, row: dict) -> None:
         """Append one row (keys from `FIELDS`; missing ones are left empty)."""

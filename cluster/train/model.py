@@ -18,9 +18,9 @@ import numpy as np
 
 import distthrml as dt
 from distthrml.models import IsingEBM, IsingTrainingSpec
-from partition.coloring import greedy_color
-from partition.generators import edges_to_csr, grid_edges
+from partition.generators import grid_edges
 
+from ..workloads.graphs import color_classes, color_nodes
 from .config import ConfigError, ModelConfig, SamplingConfig
 
 
@@ -89,8 +89,7 @@ def build_architecture(image_shape: tuple[int, int], config: ModelConfig) -> Arc
     if len(edges) == 0:
         raise ConfigError("model: the graph has no edges (increase model.window or set model.visible_edges)")
     nodes = dt.make_block(dt.SpinNode, n_visible + n_hidden)
-    colors = greedy_color(edges_to_csr(edges, n_visible + n_hidden, self_loops="error"))
-    blocks = [nodes[np.flatnonzero(colors == c)] for c in range(int(colors.max()) + 1)]
+    blocks = [nodes[ids] for ids in color_classes(color_nodes(edges, n_visible + n_hidden))]
     return Architecture(
         n_visible, n_hidden, edges, nodes, nodes[:n_visible], nodes[n_visible:], blocks, config.beta
     )

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 import distthrml as dt
+from distthrml.chains import map_chains
 from distthrml.observers import AbstractObserver, MomentAccumulatorObserver
 
 from . import model as m
@@ -44,13 +45,10 @@ class MomentsAndLastState(AbstractObserver):
 
 
 def _sample(program, schedule, observer, keys, init, clamp, carry):
-    """Run every chain (leading axis of `keys`, `init`, `clamp`) and return the final carries."""
-    if isinstance(program, dt.ShardedProgram):
-        # the sharded engine gives every chain the same (unbatched) initial carry
-        out, _ = dt.sample_with_observation(keys, program, schedule, init, clamp, carry, observer)
-        return out
+    """Run every chain (leading axis of `keys`, `init`, `clamp`) from the same initial `carry`
+    and return the final carries."""
     run = lambda k, i, c: dt.sample_with_observation(k, program, schedule, i, c, carry, observer)[0]  # noqa: E731
-    return jax.vmap(run)(keys, init, clamp)
+    return map_chains(run, program, keys, init, clamp)
 
 
 def make_train_step(arch: m.Architecture, sampling, optimizer: optax.GradientTransformation, template=None) -> Callable:

@@ -14,13 +14,13 @@ from jaxtyping import Array, Bool, Key
 
 from ..block_management import Block, NodeIndex
 from ..block_sampling import (
-    BatchedProgram,
     BlockGibbsSpec,
     BlockSamplingProgram,
     SamplingSchedule,
     SuperBlock,
     sample_with_observation,
 )
+from ..chains import map_chains
 from ..errors import BlockError, InteractionError
 from ..factor import FactorSamplingProgram
 from ..observers import MomentAccumulatorObserver
@@ -290,16 +290,11 @@ def estimate_kl_grad(
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         clamp_pos = [flat(jnp.broadcast_to(x, (chains_pos[0], *x.shape))) for x in list(data) + cond_batched]
         init_pos = [flat(x) for x in init_state_positive]
-        if isinstance(program_pos, BatchedProgram):
-            pos_b, pos_w = estimate_moments(
-                flat(keys_pos), bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init_pos, clamp_pos
-            )
-        else:
 
-            def positive(k, init, clamp):
-                return estimate_moments(k, bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init, clamp)
+        def positive(k, init, clamp):
+            return estimate_moments(k, bias_nodes, weight_edges, program_pos, training_spec.schedule_positive, init, clamp)
 
-            pos_b, pos_w = jax.vmap(positive)(flat(keys_pos), init_pos, clamp_pos)
+        pos_b, pos_w = map_chains(positive, program_pos, flat(keys_pos), init_pos, clamp_pos)
         pos_b, pos_w = (x.reshape(*chains_pos, *x.shape[1:]) for x in (pos_b, pos_w))
 
     keys_neg = jax.random.split(key_neg, init_state_negative[0].shape[0])
@@ -307,10 +302,7 @@ def estimate_kl_grad(
         estimate_moments, first_moment_nodes=bias_nodes, second_moment_edges=weight_edges, program=program_neg,
         schedule=training_spec.schedule_negative, clamped_data=conditioning_values,
     )
-    if isinstance(program_neg, BatchedProgram):
-        neg_b, neg_w = negative(keys_neg, init_state=init_state_negative)
-    else:
-        neg_b, neg_w = jax.vmap(lambda k, init: negative(k, init_state=init))(keys_neg, init_state_negative)
+    neg_b, neg_w = map_chains(lambda k, init: negative(k, init_state=init), program_neg, keys_neg, init_state_negative)
 
     beta = training_spec.ebm.beta
     grad_b = -beta * (jnp.mean(pos_b, axis=(0, 1), dtype=float_type) - jnp.mean(neg_b, axis=0, dtype=float_type))

@@ -1,7 +1,8 @@
 """A local launcher: N processes on 127.0.0.1 that form one `jax.distributed` run.
 
-For tests, and for users trying a multi-process run on one machine; multi-host runs are started
-by Ray (`cluster/`). Each process gets the environment `initialize_from_env` reads.
+For tests, and for users trying a multi-process run on one machine (`distthrml launch`, in
+`cluster/launch_cli.py`); multi-host runs are started by Ray (`cluster/`). Each process gets the
+environment `initialize_from_env` reads.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ CPUS = "DISTTHRML_CPUS"  # the CPUs a pinned rank runs on, e.g. "2,3"
 _PIN = "import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')]); os.execvp(sys.argv[2], sys.argv[2:])"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now.
+
+    **Arguments:**
+
+    - `host`: the address to bind (default the loopback).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -87,7 +93,7 @@ def launch_local(
         for p in procs:
             if p.poll() is None:
                 p.kill()
-                p.wait()
+            p.communicate()  # reaps it and closes its pipes
 
 
 def cpu_groups(n_processes: int, cpus_per_process: int | None) -> list[list[int]] | None:
@@ -130,34 +136,3 @@ def _wait_all(procs, command, deadline) -> list[subprocess.CompletedProcess]:
             raise TimeoutError(f"{' '.join(command)} did not finish in time")
         time.sleep(0.05)
     return [subprocess.CompletedProcess(p.args, p.returncode, *outputs[r]) for r, p in enumerate(procs)]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m distthrml.sharding.launch -n N -d D -- command ...`"""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="distthrml launch", description=main.__doc__)
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("-n", "--processes", type=int, default=2, help="number of processes")
-    parser.add_argument("-d", "--devices-per-process", type=int, default=1, help="CPU devices per process")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds before all processes are killed")
-    parser.add_argument("--cpus-per-process", type=int, default=None,
-                        help="pin each rank to its own CPUs, this many each (one machine as several hosts)")
-    parser.add_argument("command", nargs="+", help="the program to run, after --")
-
-
-def run_from_args(args) -> int:
-    command = list(args.command)
-    if command and command[0].endswith(".py"):
-        command = [sys.executable, *command]
-    launch_local(command, args.processes, args.devices_per_process, timeout=args.timeout, capture=False,
-                 cpus_per_process=args.cpus_per_process)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

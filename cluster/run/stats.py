@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..physics import onsager_energy_per_spin, onsager_magnetization
-from .config import ModelConfig
-from .models import BuiltModel
+from ..workloads.build import BuiltModel
+from ..workloads.schema import ModelConfig
 
 
 def traces(model: BuiltModel, m: ModelConfig, records: dict) -> tuple[np.ndarray, np.ndarray]:

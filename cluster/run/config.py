@@ -1,4 +1,4 @@
-"""The sampling-job configuration: schema, YAML loading and validation (pure Python, no JAX).
+"""The `distthrml run` configuration: schema, YAML loading and validation (pure Python, no JAX).
 
 Everything that can be checked without building the model is checked here, so that a bad
 config fails in milliseconds, naming the key, before JAX starts or anything is compiled.
@@ -11,53 +11,18 @@ import pathlib
 from typing import Any
 
 from ..config_file import (
+    ConfigError,
     check_sections,
     check_value,
+    in_file,
     optional,
     parse_section,
     read_yaml,
     suggest,
 )
-from ..errors import DistThrmlError
+from ..workloads.schema import ModelConfig, model_keys, parse_model
 
-MODEL_KINDS = ("ising2d", "potts2d", "pegasus", "random_regular", "edge_list")
 PARTITION_METHODS = ("metis", "random", "contiguous")
-
-# keys of `model` that only some kinds read; a key given for another kind is an error
-_KIND_KEYS = {
-    "rows": ("ising2d", "potts2d"),
-    "cols": ("ising2d", "potts2d"),
-    "categories": ("potts2d",),
-    "m": ("pegasus",),
-    "n": ("random_regular",),
-    "degree": ("random_regular",),
-    "seed": ("random_regular",),
-    "path": ("edge_list",),
-    "weights": ("edge_list",),
-}
-
-
-class ConfigError(DistThrmlError):
-    """A run configuration is invalid."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """`model:` which graph, which energy, which temperature (see README, "The main job")."""
-
-    kind: str = "ising2d"
-    rows: int = 128
-    cols: int = 128
-    m: int = 6
-    n: int = 1000
-    degree: int = 3
-    seed: int = 0
-    path: str | None = optional(str)
-    weights: int | None = optional(int)
-    beta: float = 0.3
-    coupling: float = 1.0
-    field: float = 0.0
-    categories: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,29 +73,26 @@ class RunConfig:
     source: str | None = None  # the file the config came from (not a YAML key)
 
 
-_SECTIONS = {"model": ModelConfig, "sampling": SamplingConfig, "sharding": ShardingConfig, "output": OutputConfig}
-_TOP_LEVEL = sorted([*_SECTIONS, "devices"])
+_SECTIONS = {"sampling": SamplingConfig, "sharding": ShardingConfig, "output": OutputConfig}
 
 
 def parse_run_config(raw: Any, *, source: str | pathlib.Path | None = None) -> RunConfig:
-    """Validate a config given as a dict (the parsed YAML).
+    """Validate a config given as a dict (the parsed YAML); errors name `source`.
 
     **Arguments:**
 
     - `raw`: the mapping.
     - `source`: the file it came from; relative `model.path`s are relative to its folder.
     """
-    where = f"{source}: " if source else ""
-    raw = check_sections(raw, _TOP_LEVEL, ConfigError, where)
-    sections = {name: parse_section(cls, raw.get(name), name, ConfigError) for name, cls in _SECTIONS.items()}
-    devices = raw.get("devices", "auto")
-    if devices != "auto":
-        devices = check_value(devices, int, "devices", True, ConfigError)
-    config = RunConfig(**sections, devices=devices, source=str(source) if source else None)
-    _validate_model(config.model, raw.get("model") or {}, source)
-    if config.model.kind == "edge_list" and not edge_list_path(config).is_file():
-        raise ConfigError(f"model.path: edge-list file not found: {edge_list_path(config)}")
-    _validate_rest(config)
+    with in_file(source):
+        raw = check_sections(raw, "run")
+        model = parse_model(raw.get("model"), source)
+        sections = {name: parse_section(cls, raw.get(name), name) for name, cls in _SECTIONS.items()}
+        devices = raw.get("devices", "auto")
+        if devices != "auto":
+            devices = check_value(devices, int, "devices", True)
+        config = RunConfig(model, **sections, devices=devices, source=str(source) if source else None)
+        _validate_rest(config)
     return config
 
 
@@ -141,7 +103,8 @@ def load_run_config(path: str | pathlib.Path) -> RunConfig:
 
     - `path`: a YAML file.
     """
-    return parse_run_config(read_yaml(path, ConfigError), source=pathlib.Path(path))
+    with in_file(path):
+        return parse_run_config(read_yaml(path), source=pathlib.Path(path))
 
 
 def as_raw(config: RunConfig) -> dict:
@@ -152,48 +115,10 @@ def as_raw(config: RunConfig) -> dict:
     - `config`: a validated config.
     """
     raw = {name: dataclasses.asdict(getattr(config, name)) for name in _SECTIONS}
-    kind = config.model.kind
     # keys that do not apply to the model's kind would be rejected on re-parsing
-    raw["model"] = {k: v for k, v in raw["model"].items() if kind in _KIND_KEYS.get(k, (kind,))}
+    raw["model"] = model_keys(config.model)
     raw["devices"] = config.devices
     return raw
-
-
-def edge_list_path(config: RunConfig) -> pathlib.Path:
-    """`model.path`, relative paths taken from the config file's folder (or the working directory)."""
-    path = pathlib.Path(config.model.path or "")
-    if not path.is_absolute() and config.source:
-        path = pathlib.Path(config.source).parent / path
-    return path
-
-
-def _validate_model(m: ModelConfig, raw: dict, source) -> None:
-    if m.kind not in MODEL_KINDS:
-        raise ConfigError(f"model.kind must be one of {list(MODEL_KINDS)}, got {m.kind!r}{suggest(m.kind, list(MODEL_KINDS))}")
-    for key in raw:
-        kinds = _KIND_KEYS.get(key)
-        if kinds and m.kind not in kinds:
-            raise ConfigError(f"'model.{key}' does not apply to model.kind '{m.kind}' (it is read by {', '.join(kinds)})")
-    if m.kind in ("ising2d", "potts2d") and (m.rows < 2 or m.cols < 2 or m.rows % 2 or m.cols % 2):
-        raise ConfigError(
-            f"model.rows and model.cols must be even and >= 2 (checkerboard coloring), got {m.rows}x{m.cols}"
-        )
-    if m.kind == "potts2d":
-        if not 2 <= m.categories <= 255:
-            raise ConfigError(f"model.categories must be in [2, 255] (uint8 states), got {m.categories}")
-        if m.field != 0.0:
-            raise ConfigError(f"model.field is not supported for potts2d (got {m.field}); leave it 0")
-    if m.kind == "pegasus" and m.m < 2:
-        raise ConfigError(f"model.m (the Pegasus size) must be >= 2, got {m.m}")
-    if m.kind == "random_regular" and (m.n < 2 or not 1 <= m.degree < m.n or (m.n * m.degree) % 2):
-        raise ConfigError(
-            f"model.n and model.degree must satisfy 1 <= degree < n and n * degree even, got n={m.n}, degree={m.degree}"
-        )
-    if m.kind == "edge_list":
-        if not m.path:
-            raise ConfigError("model.path (the edge-list file) is required for model.kind 'edge_list'")
-        if m.weights is not None and m.weights < 2:
-            raise ConfigError(f"model.weights is the 0-based column of the edge weights, >= 2 (columns 0 and 1 are the nodes), got {m.weights}")
 
 
 def _validate_rest(config: RunConfig) -> None:

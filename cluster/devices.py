@@ -1,12 +1,15 @@
-"""Choosing the devices of a run: CPU emulation must be set before the JAX backend starts."""
+"""The devices of a run and the mesh over them: CPU emulation must be set before the JAX backend
+starts, and every sharded job lays its devices out as a `("chains", "graph")` mesh."""
 
 from __future__ import annotations
 
 import os
 
 import jax
+import numpy as np
+from jax.sharding import Mesh
 
-from .config import ConfigError
+from .config_file import ConfigError
 
 
 def _backend_started() -> bool:
@@ -55,3 +58,17 @@ def run_devices(requested: int | str | None, mesh_devices: int | None = None) ->
             f"fresh process (distthrml run ...) or start Python with XLA_FLAGS=--xla_force_host_platform_device_count={requested}"
         )
     return devices[:requested]
+
+
+def device_mesh(devices: list, chains_axis: int = 1) -> Mesh:
+    """The `("chains", "graph")` mesh `shard_program` takes, over `devices` in order: `chains_axis`
+    rows of chain groups, each spanning `len(devices) / chains_axis` graph parts. Built with
+    `Mesh` (Auto axes): `jax.make_mesh` defaults to Explicit axes, which the sharded engine's
+    `shard_map` under `jax.jit` rejects for unsharded intermediate values.
+
+    **Arguments:**
+
+    - `devices`: the devices, shard p of chain group g on `devices[g * parts + p]`.
+    - `chains_axis`: devices along the chains axis; must divide `len(devices)`.
+    """
+    return Mesh(np.array(devices).reshape(chains_axis, -1), ("chains", "graph"))

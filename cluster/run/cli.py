@@ -1,31 +1,33 @@
-"""The `run` subcommand of the `distthrml` command line."""
+"""`distthrml run CONFIG`: its parser and its handler."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..progress import add_progress_flag
 
-def add_run_parser(subparsers) -> argparse.ArgumentParser:
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `distthrml run CONFIG` on an argparse subparsers object.
 
     **Arguments:**
 
     - `subparsers`: the result of `ArgumentParser.add_subparsers()`.
     """
-    run = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "run",
         help="sample a model described by a config file",
         description="Build, partition, shard and sample the model of a YAML config; print a report and write "
         "summary.json, samples.npz / moments.npz and run.png.",
     )
-    run.add_argument("config", help="YAML run configuration (see configs/quickstart.yaml)")
-    run.add_argument("--out", help="output directory (overrides output.dir)")
-    run.add_argument("--devices", type=_devices, help="'auto' (one CPU device per core), a number of CPU devices to emulate, "
-                     "or 0 for JAX's own devices (overrides devices)")
-    run.add_argument("--parts", type=int, help="number of graph parts (overrides sharding.parts)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.set_defaults(handler=run_command)
-    return run
+    parser.add_argument("config", help="YAML run configuration (see configs/quickstart.yaml)")
+    parser.add_argument("--out", help="output directory (overrides output.dir)")
+    parser.add_argument("--devices", type=_devices, help="'auto' (one CPU device per core), a number of CPU devices to "
+                        "emulate, or 0 for JAX's own devices (overrides devices)")
+    parser.add_argument("--parts", type=int, help="number of graph parts (overrides sharding.parts)")
+    add_progress_flag(parser)
+    parser.set_defaults(handler=run)
+    return parser
 
 
 def _devices(text: str) -> int | str:
@@ -37,15 +39,15 @@ def _devices(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number of devices, got {text!r}") from None
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run `distthrml run` with parsed arguments; returns the exit status.
 
     **Arguments:**
 
-    - `args`: from the parser `add_run_parser` made.
+    - `args`: from the parser `add_parser` made.
     """
     from .config import as_raw, load_run_config, parse_run_config
-    from .run import run_sampling
+    from .job import run_sampling
 
     config = load_run_config(args.config)
     if any(x is not None for x in (args.out, args.devices, args.parts)) or args.no_progress:

@@ -13,10 +13,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ..block_sampling import SamplingSchedule, sample_with_observation
-from ..sharding import shard_program
+from distthrml.block_sampling import SamplingSchedule, sample_with_observation
+from distthrml.chains import map_chains
+from distthrml.sharding import shard_program
+
+from ..devices import device_mesh
+from ..workloads.build import BuiltModel, partition_model, random_states
 from .config import RunConfig
-from .models import BuiltModel, partition_model
 from .observe import JobObserver
 
 
@@ -64,10 +67,8 @@ class Engine:
             target, observer = eqx.combine(params, static)
             spec = self.model.program.gibbs_spec
             init = [state[:, o : o + len(b)] for o, b in zip(spec.block_offsets, spec.free_blocks)]
-            if self.sharded:
-                return sample_with_observation(keys, target, schedule, init, [], carry, observer)
-            one = lambda k, i: sample_with_observation(k, target, schedule, i, [], carry, observer)
-            return jax.vmap(one)(keys, init)
+            one = lambda k, i: sample_with_observation(k, target, schedule, i, [], carry, observer)  # noqa: E731
+            return map_chains(one, target, keys, init)
 
         start = time.perf_counter()
         compiled = jax.jit(chunk).lower(params, keys, state, carry).compile()
@@ -95,7 +96,7 @@ def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, dev
     if parts == 1 and sh.chains_axis == 1:
         return Engine(model, observer, model.program, None, None, time.perf_counter() - start)
     part = partition_model(model, parts, sh.method, sh.seed)
-    mesh = Mesh(np.array(devices[: sh.chains_axis * parts]).reshape(sh.chains_axis, parts), ("chains", "graph"))
+    mesh = device_mesh(devices[: sh.chains_axis * parts], sh.chains_axis)
     target = shard_program(model.program, part, mesh)
     return Engine(model, observer, target, part, mesh, time.perf_counter() - start, parts=parts)
 
@@ -133,8 +134,5 @@ def initial_state(model: BuiltModel, chains: int, key) -> jax.Array:
     - `chains`: number of chains.
     - `key`: the run's initial-state key.
     """
-    spec = model.program.gibbs_spec
-    n = spec.sd_sizes[spec.block_sd_index[0]]  # all nodes share one type, hence one global array
-    if model.categories is None:
-        return jax.random.bernoulli(key, 0.5, (chains, n))
-    return jax.random.randint(key, (chains, n), 0, model.categories, jnp.int32).astype(jnp.uint8)
+    # all nodes share one type, hence one global array: the free blocks laid end to end
+    return jnp.concatenate(random_states(key, model.blocks, chains, model.categories), axis=1)

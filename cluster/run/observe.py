@@ -13,10 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..block_management import Block, block_state_to_global, concat_blocks
-from ..observers import AbstractObserver
-from ..shard_view import LocalRows, ShardObservation, ShardView
-from .models import BuiltModel
+from distthrml.block_management import Block, block_state_to_global, concat_blocks
+from distthrml.observers import AbstractObserver
+from distthrml.shard_view import LocalRows, ShardObservation, ShardView
+
+from ..workloads.build import BuiltModel
 
 
 class JobObserver(AbstractObserver):

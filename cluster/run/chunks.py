@@ -13,9 +13,10 @@ import time
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
-from ..block_sampling import SamplingSchedule
+from distthrml.block_sampling import SamplingSchedule
+
+from ..progress import progress_bar
 from .engine import Engine
 
 TARGET_CHUNKS = 40  # progress-bar steps to aim for, warmup and sampling together
@@ -93,7 +94,7 @@ class ChunkResults:
 
 
 def run_chunks(engine: Engine, chunks: list[Chunk], keys_base, state, chains: int, *, progress: bool = True, describe=None) -> ChunkResults:
-    """Run `chunks` in order from `state`, advancing a progress bar (tqdm) per chunk.
+    """Run `chunks` in order from `state`, advancing a progress bar per chunk (on a terminal).
 
     **Arguments:**
 
@@ -102,7 +103,7 @@ def run_chunks(engine: Engine, chunks: list[Chunk], keys_base, state, chains: in
     - `keys_base`: the run's sampling key; chunk `c` uses `split(fold_in(keys_base, c), chains)`.
     - `state`: `[chains, n_slots]` initial global states.
     - `chains`: number of chains.
-    - `progress`: show the bar.
+    - `progress`: show the bar (on a terminal).
     - `describe`: optional `records -> str` shown after the bar (e.g. the current energy).
     """
     carry0 = engine.place(engine.observer.carry_init(engine.model.program), replicated=True)
@@ -113,8 +114,7 @@ def run_chunks(engine: Engine, chunks: list[Chunk], keys_base, state, chains: in
     records, sweeps, warm, moments = [], [], [], None
     snaps, snap_sweeps = [np.asarray(state[0])], [0]
     done, seconds = 0, 0.0
-    # disable=None: no bar when stderr is not a terminal (logs, tests)
-    bar = tqdm(total=sum(c.sweeps for c in chunks), unit="sweep", disable=None if progress else True, dynamic_ncols=True)
+    bar = progress_bar(sum(c.sweeps for c in chunks), enabled=progress, unit="sweep")
     try:
         for c, chunk in enumerate(chunks):
             start = time.perf_counter()

@@ -1,24 +1,29 @@
-"""`distthrml partition`: partition a graph and print its quality report.
+"""`distthrml partition`: partition a graph and print its quality report (the front end of
+`partition/`).
 
 Examples::
 
-    python -m partition.cli --graph torus --size 256x256 --parts 8
-    python -m partition.cli --graph pegasus --m 14 --parts 4 --json --plot pegasus.png
-    python -m partition.cli --edges graph.txt --parts 16 --method random
-    python -m partition.cli --config configs/partition_torus.yaml --hosts 2 --devices-per-host 4
+    distthrml partition --graph torus --size 256x256 --parts 8
+    distthrml partition --graph pegasus --m 14 --parts 4 --json --plot pegasus.png
+    distthrml partition --edges graph.txt --parts 16 --method random
+    distthrml partition --config configs/partition_torus.yaml --hosts 2 --devices-per-host 4
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import sys
+import pathlib
 import time
 from typing import Any
 
-from .api import partition_capacity, partition_graph, partition_hierarchical
-from .methods import METHODS
-from .sources import GRAPH_KINDS, build_graph, load_config
+from partition.api import partition_capacity, partition_graph, partition_hierarchical
+from partition.errors import PartitionError
+from partition.methods import METHODS
+from partition.sources import GRAPH_KINDS, build_graph
+
+from .config_file import ConfigError, check_sections, in_file, optional, parse_section, read_yaml
 
 _DEFAULTS = {"parts": None, "method": "metis", "seed": 0, "bytes_per_node": 1}
 _DEFAULT_PARTS = 8  # without a capacity; with one, ceil(nodes / capacity)
@@ -37,7 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Partition a graph and print its quality report.",
     )
     _add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=run)
     return parser
 
 
@@ -70,17 +75,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the `partition` subcommand; returns the exit status (0 ok, 2 bad input).
+    """Run `distthrml partition` with parsed arguments; returns the exit status. Bad input raises
+    (`PartitionError`, `ConfigError`), for the command line to report.
 
     **Arguments:**
 
     - `args`: parsed arguments from the parser `add_parser` made.
     """
-    try:
-        report = _run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"distthrml partition: error: {error}", file=sys.stderr)
-        return 2
+    report = _run(args)
     print(json.dumps(report) if args.json else format_table(report))
     return 0
 
@@ -94,10 +96,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     parts, method, seed = options["parts"], options["method"], options["seed"]
     hosts, per_host = options.get("hosts"), options.get("devices_per_host")
     if (hosts is None) != (per_host is None):
-        raise ValueError("--hosts and --devices-per-host go together")
+        raise PartitionError("--hosts and --devices-per-host go together")
     if hosts is not None:
         if options.get("capacity") is not None:
-            raise ValueError("--capacity cannot be combined with --hosts/--devices-per-host")
+            raise PartitionError("--capacity cannot be combined with --hosts/--devices-per-host")
         partition = partition_hierarchical(source.csr, hosts, per_host, method=method, seed=seed)
     elif options.get("capacity") is not None:
         partition = partition_capacity(source.csr, options["capacity"], parts, method=method, seed=seed)
@@ -110,7 +112,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     report["seconds_graph"] = round(built - started, 3)
     report["seconds_partition"] = round(done - built, 3)
     if args.colors:
-        from .coloring import color_classes, greedy_color
+        from partition.coloring import color_classes, greedy_color
 
         colors = greedy_color(source.csr)
         report["n_colors"] = len(color_classes(colors))
@@ -120,8 +122,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         report["saved"] = args.save
     if args.plot:
         if source.coordinates is None:
-            raise ValueError(f"--plot needs node coordinates, which graph {source.name} does not have")
-        from .plot import plot_partition
+            raise PartitionError(f"--plot needs node coordinates, which graph {source.name} does not have")
+        from partition.plot import plot_partition
 
         plot_partition(partition, source.coordinates, args.plot)
         report["plot"] = args.plot
@@ -132,9 +134,9 @@ def _graph_spec_and_options(args: argparse.Namespace) -> tuple[dict[str, Any], d
     """Merge the config file (if any) with the command line; the command line wins."""
     chosen = [name for name in ("graph", "edges") if getattr(args, name)]
     if len(chosen) > 1:
-        raise ValueError("give only one of --graph and --edges")
+        raise PartitionError("give only one of --graph and --edges")
     if not chosen and not args.config:
-        raise ValueError("give a graph: --graph KIND, --edges FILE or --config YAML")
+        raise PartitionError("give a graph: --graph KIND, --edges FILE or --config YAML")
 
     graph: dict[str, Any] = {}
     options: dict[str, Any] = dict(_DEFAULTS)
@@ -193,17 +195,34 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: `python -m partition.cli ...`.
+@dataclasses.dataclass(frozen=True)
+class PartitionOptions:
+    """`partition:` of a partition config: the defaults of the command's options."""
+
+    parts: int | None = optional(int)
+    method: str | None = optional(str)
+    seed: int | None = optional(int)
+    capacity: int | None = optional(int)
+    hosts: int | None = optional(int)
+    devices_per_host: int | None = optional(int)
+    bytes_per_node: float | None = optional(float)
+
+
+def load_config(path: str | pathlib.Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a partition config (`graph:` and `partition:` sections, see
+    `configs/partition_torus.yaml`).
 
     **Arguments:**
 
-    - `argv`: command-line arguments (default: `sys.argv[1:]`).
+    - `path`: the YAML file.
+
+    **Returns:** `(graph spec, partition options)`; the graph spec is checked by
+    `partition.sources.build_graph`.
     """
-    parser = argparse.ArgumentParser(prog="python -m partition.cli", description=__doc__.split("\n")[0])
-    _add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    with in_file(path):
+        raw = check_sections(read_yaml(path), "partition")
+        graph = raw.get("graph") or {}
+        if not isinstance(graph, dict):
+            raise ConfigError(f"config section 'graph' must be a mapping, got {type(graph).__name__}")
+        options = parse_section(PartitionOptions, raw.get("partition"), "partition")
+    return dict(graph), dataclasses.asdict(options)

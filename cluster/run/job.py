@@ -1,4 +1,5 @@
-"""`run_sampling`: the main job end to end (devices, model, partition, chunks, report, files)."""
+"""`run_sampling`: the `distthrml run` job end to end (devices, model, partition, chunks, report,
+files)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..config_file import ConfigError, in_file
+from ..devices import run_devices, usable_cores
+from ..workloads.build import build_model
+from ..workloads.schema import model_keys
 from . import stats
 from .chunks import plan_chunks, run_chunks
-from .config import ConfigError, RunConfig, check_device_count, resolve_parts
-from .devices import run_devices, usable_cores
+from .config import RunConfig, check_device_count, resolve_parts
 from .engine import fastest_engine, initial_state, make_engine
-from .models import build_model
 from .observe import make_observer, node_slots
 from .output import Staging
 from .plots import plot_run
@@ -33,6 +36,11 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
     - `config`: a validated config (`load_run_config`).
     - `echo`: where the report lines go.
     """
+    with in_file(config.source):  # errors found while building name the config file too
+        return _run(config, echo)
+
+
+def _run(config: RunConfig, echo: Callable[[str], Any]) -> dict:
     wall = time.perf_counter()
     sh = config.sharding
     # first: CPU emulation must precede the backend start
@@ -40,7 +48,7 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
     check_device_count(config, len(devices))
     m, s, out = config.model, config.sampling, config.output
 
-    model = build_model(config)
+    model = build_model(m, config.source)
     parts = resolve_parts(config, len(devices), model.n_nodes * s.chains if config.devices == "auto" else None)
     echo(f"built {model.name} in {model.build_seconds:.2f} s; partitioning into {parts} part(s) and compiling")
     if parts > model.n_nodes:
@@ -75,7 +83,7 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
     sample = ~result.is_warmup
     sweeps = int(sum(c.sweeps for c in chunks))
     summary = {
-        "model": dataclasses.asdict(m),
+        "model": model_keys(m),
         "model_name": model.name,
         "sampling": dataclasses.asdict(s),
         "nodes": n,
@@ -111,11 +119,11 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> di
         if out.plots:
             snaps = _pick(result.snapshots, result.snapshot_sweep, out.snapshots) if model.lattice else (None, None)
             plot_run(
-                staging.path("run.png"), title=model.name, sweep=result.sweep, energy=energy, order=order,
+                staging.path("run.png"), title=model.name, beta=m.beta, sweep=result.sweep, energy=energy, order=order,
                 warmup_sweeps=s.warmup, onsager=summary.get("onsager_energy_per_site"),
                 order_label="magnetization" if model.categories is None else "majority fraction",
                 snapshots=None if snaps[0] is None else _node_order(model, snaps[0], slots), snapshot_sweep=snaps[1],
-                cmap="gray" if model.categories is None else "tab10",
+                categories=model.categories,
             )
         summary["timing"]["wall_seconds"] = time.perf_counter() - wall
         staging.json("summary.json", summary)

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..block_management import state_bytes
 from .engine import Engine
 
 _PARTITION_KEYS = ("method", "seed", "edge_cut", "edge_cut_fraction", "max_halo", "mean_halo", "imbalance",
                    "neighbor_parts_max", "halo_bytes_per_sweep", "bytes_per_node")
-
-
-def node_bytes(engine: Engine) -> int:
-    """Bytes of one node's state (the unit of halo traffic)."""
-    spec = engine.model.program.gibbs_spec
-    return state_bytes(spec.node_shape_struct[spec.free_blocks[0].node_type])
 
 
 def sharding_summary(engine: Engine, parts: int, chains_axis: int) -> dict[str, Any]:
@@ -31,7 +24,7 @@ def sharding_summary(engine: Engine, parts: int, chains_axis: int) -> dict[str, 
     if engine.partition is None:
         out.update(edge_cut=0, max_halo=0, imbalance=0.0, halo_bytes_per_sweep=0, executed_halo_bytes_per_sweep=0)
         return out
-    report = engine.partition.report(node_bytes(engine))
+    report = engine.partition.report(engine.model.node_bytes)
     out.update({k: report[k] for k in _PARTITION_KEYS if k in report})
     sizes = report["part_sizes"]
     out["part_sizes_min"], out["part_sizes_max"] = int(min(sizes)), int(max(sizes))
