@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ellipk
+from scipy.special import ellipkm1
 
 
 def onsager_energy_per_spin(beta: float, coupling: float = 1.0) -> float:
@@ -17,8 +17,11 @@ def onsager_energy_per_spin(beta: float, coupling: float = 1.0) -> float:
     - `coupling`: J.
     """
     x = 2.0 * beta * coupling
-    k = 2.0 * np.sinh(x) / np.cosh(x) ** 2
-    return float(-coupling / np.tanh(x) * (1.0 + 2.0 / np.pi * (2.0 * np.tanh(x) ** 2 - 1.0) * ellipk(k * k)))
+    s, c = np.sinh(x), np.cosh(x)
+    # K is evaluated through 1 - k^2 = ((s^2 - 1) / c^2)^2, exact near the critical point where
+    # k^2 itself rounds to 1 and K(1) = inf would turn the (vanishing) product into nan
+    complement = ((s * s - 1.0) / (c * c)) ** 2
+    return float(-coupling / np.tanh(x) * (1.0 + 2.0 / np.pi * (2.0 * np.tanh(x) ** 2 - 1.0) * ellipkm1(complement)))
 
 
 def onsager_magnetization(beta: float, coupling: float = 1.0) -> float:

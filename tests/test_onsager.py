@@ -29,10 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import special, stats
+from scipy import stats
 
 from distthrml import Block, SamplingSchedule, SpinNode, sample_states
 from distthrml.models import IsingEBM, IsingSamplingProgram, hinton_init
+from distthrml.physics import onsager_energy_per_spin
 from partition.generators import checkerboard_colors, torus_edges
 
 SIDE = 64
@@ -42,13 +43,6 @@ ALPHA = 1e-6
 BIAS_ALLOWANCE = 1e-4
 BETA_CRITICAL = 0.5 * np.log(1.0 + np.sqrt(2.0))
 
-
-def onsager_energy_per_spin(beta: float) -> float:
-    """Onsager's exact internal energy per spin of the infinite 2D Ising model (J = 1)."""
-    two_beta = 2.0 * beta
-    k = 2.0 * np.sinh(two_beta) / np.cosh(two_beta) ** 2
-    elliptic = special.ellipk(k * k)  # scipy's argument is m = k^2
-    return float(-1.0 / np.tanh(two_beta) * (1.0 + (2.0 / np.pi) * (2.0 * np.tanh(two_beta) ** 2 - 1.0) * elliptic))
 
 
 def test_onsager_formula_reference_values() -> None:
