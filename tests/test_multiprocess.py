@@ -17,7 +17,7 @@ import multiprocess_sampling
 SCRIPT = str(Path(__file__).parent / "multiprocess_sampling.py")
 
 
-@pytest.mark.parametrize("rng", ["per_node", "thrml"])
+@pytest.mark.parametrize("rng", ["per_node", pytest.param("thrml", marks=pytest.mark.slow)])
 def test_two_processes_match_one_process(tmp_path, monkeypatch, rng):
     """In both random streams (chosen through DISTTHRML_RNG, which the processes inherit)."""
     monkeypatch.setenv("DISTTHRML_RNG", rng)
