@@ -9,6 +9,11 @@ chains), once per library, back to back in this process. Throughput is
     python benchmarks/single_device.py                        # the two headline points
     python benchmarks/single_device.py --suite curves --png benchmarks/results/single_device.png
     python benchmarks/single_device.py --case torus:256:64 --case pegasus:14:256 --repeats 3
+    python benchmarks/single_device.py --rng per_node          # distthrml in one random stream only
+
+distthrml runs in both of its random streams by default (`--rng both`): `per_node` (its fast
+stream) and `thrml` (THRML's key splits and `jax.random` draws, the same samples as thrml); the
+stream is chosen the way a user chooses it, with `distthrml.set_rng` before building the program.
 
 Each case is `graph:size:chains` with graph one of torus (size = side), pegasus (size = m),
 rrg (random 3-regular graph, size = nodes), potts (4-state Potts torus, size = side). One JSON
@@ -54,9 +59,12 @@ def graph_of(kind: str, size: int) -> tuple[int, np.ndarray, np.ndarray]:
     return n, edges, greedy_color(edges_to_csr(edges, n))
 
 
-def build(lib_name: str, kind: str, n: int, edges: np.ndarray, colors: np.ndarray):
-    """The program, its free blocks and the all-nodes block, built through the THRML API of `lib_name`."""
+def build(lib_name: str, kind: str, n: int, edges: np.ndarray, colors: np.ndarray, rng: str | None = None):
+    """The program, its free blocks and the all-nodes block, built through the THRML API of `lib_name`
+    (distthrml in random stream `rng`)."""
     lib = __import__(lib_name)
+    if rng is not None:
+        lib.set_rng(rng)
     models = __import__(f"{lib_name}.models", fromlist=["models"])
     rng = np.random.default_rng(0)
     blocks_ids = [np.flatnonzero(colors == c).tolist() for c in range(int(colors.max()) + 1)]
@@ -107,14 +115,15 @@ def time_sweeps(lib_name: str, program, blocks, all_nodes, chains: int, sweeps: 
     return best
 
 
-def measure(case: str, libraries: list[str], sweeps: int, repeats: int, budget_s: float) -> list[dict]:
+def measure(case: str, libraries: list[str], sweeps: int, repeats: int, budget_s: float, rngs: list[str]) -> list[dict]:
     kind, size, chains = case.split(":")
     size, chains = int(size), int(chains)
     n, edges, colors = graph_of(kind, size)
     out = []
-    for lib_name in libraries:
+    runs = [(lib, rng) for lib in libraries for rng in (rngs if lib == "distthrml" else [None])]
+    for lib_name, rng in runs:
         start = time.perf_counter()
-        program, blocks, all_nodes = build(lib_name, kind, n, edges, colors)
+        program, blocks, all_nodes = build(lib_name, kind, n, edges, colors, rng)
         build_s = time.perf_counter() - start
         # a short probe sizes the timed run so that slow points do not take minutes
         probe = time_sweeps(lib_name, program, blocks, all_nodes, chains, 2, 1, kind == "potts")
@@ -126,6 +135,7 @@ def measure(case: str, libraries: list[str], sweeps: int, repeats: int, budget_s
             "graph": kind,
             "size": size,
             "library": lib_name,
+            "rng": rng or "thrml",
             "nodes": n,
             "edges": int(len(edges)),
             "colors": int(colors.max()) + 1,
@@ -152,10 +162,14 @@ def plot(records: list[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     markers = {"torus": "o", "pegasus": "s", "rrg": "^", "potts": "D"}
-    colors = {"distthrml": "tab:blue", "thrml": "tab:orange"}
-    for lib in sorted({r["library"] for r in records}):
+    colors = {"distthrml[per_node]": "tab:blue", "distthrml[thrml]": "tab:green", "thrml": "tab:orange"}
+
+    def label(r):
+        return r["library"] if r["library"] == "thrml" else f"distthrml[{r.get('rng', 'per_node')}]"
+
+    for lib in sorted({label(r) for r in records}):
         for kind in markers:
-            pts = sorted((r["dof"], r["flips_per_ns"]) for r in records if r["library"] == lib and r["graph"] == kind)
+            pts = sorted((r["dof"], r["flips_per_ns"]) for r in records if label(r) == lib and r["graph"] == kind)
             if pts:
                 x, y = zip(*pts)
                 ax.plot(x, y, marker=markers[kind], color=colors.get(lib), label=f"{lib} {kind}")
@@ -178,6 +192,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sweeps", type=int, default=50, help="most sweeps per timed run")
     parser.add_argument("--budget", type=float, default=4.0, help="target seconds per timed run")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rng", choices=["both", "per_node", "thrml"], default="both", help="distthrml's random stream(s)")
     parser.add_argument("--jsonl", help="append the JSON lines to this file")
     parser.add_argument("--png", help="plot flips/ns against chains x nodes")
     args = parser.parse_args(argv)
@@ -186,7 +201,8 @@ def main(argv=None) -> int:
     libraries = args.library or ["distthrml", "thrml"]
     records = []
     for case in cases:
-        records += measure(case, libraries, args.sweeps, args.repeats, args.budget)
+        rngs = ["per_node", "thrml"] if args.rng == "both" else [args.rng]
+        records += measure(case, libraries, args.sweeps, args.repeats, args.budget, rngs)
     if args.jsonl:
         with open(args.jsonl, "a") as f:
             for r in records:
@@ -195,10 +211,12 @@ def main(argv=None) -> int:
         plot(records, args.png)
     by_case: dict = {}
     for r in records:
-        by_case.setdefault(r["case"], {})[r["library"]] = r["flips_per_ns"]
+        name = r["library"] if r["library"] == "thrml" else f"distthrml[{r['rng']}]"
+        by_case.setdefault(r["case"], {})[name] = r["flips_per_ns"]
     for case, v in by_case.items():
-        if "distthrml" in v and "thrml" in v:
-            print(f"# {case}: distthrml {v['distthrml']} / thrml {v['thrml']} flips/ns = {v['distthrml'] / v['thrml']:.2f}x", file=sys.stderr)
+        for name in (k for k in v if k != "thrml"):
+            if "thrml" in v:
+                print(f"# {case}: {name} {v[name]} / thrml {v['thrml']} flips/ns = {v[name] / v['thrml']:.2f}x", file=sys.stderr)
     return 0
 
 

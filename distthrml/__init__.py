@@ -2,6 +2,9 @@
 
 from . import models as models
 from . import node_rng as node_rng
+from . import thrml_rng as thrml_rng
+from .rng import get_rng as get_rng
+from .rng import set_rng as set_rng
 from .block_management import Block as Block
 from .block_management import BlockSpec as BlockSpec
 from .block_management import block_state_to_global as block_state_to_global

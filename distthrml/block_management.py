@@ -17,7 +17,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Int, PyTree, Shaped
 
-from .errors import BlockError, StateError
+from .errors import BlockError, StateCountError, StateError
 from .pgm import AbstractNode, reserve_node_ids
 
 _Node = TypeVar("_Node", bound=AbstractNode)
@@ -106,7 +106,8 @@ class Block(Generic[_Node]):
     def node_type(self) -> Type[_Node]:
         if self._node_type is None or len(self._ids) == 0:
             raise BlockError(
-                "Block is empty and doesn't have a node type. Most methods do not support empty blocks."
+                "Block is empty and doesn't have a node type. Most methods in thrml do not support empty blocks "
+                "(nor in distthrml)."
             )
         return self._node_type
 
@@ -132,8 +133,13 @@ class Block(Generic[_Node]):
 
     def __add__(self, other):
         if isinstance(other, Block):
+            if len(self) and len(other) and self._node_type is not other._node_type:
+                raise BlockError(
+                    f"Cannot add Blocks of different node types ({self._node_type.__name__} and "
+                    f"{other._node_type.__name__})"
+                )
             return concat_blocks([self, other])
-        return NotImplemented
+        raise NotImplementedError(f"a Block can only be added to a Block, not a {type(other).__name__}")
 
     def __repr__(self) -> str:
         if self._nodes is not None and len(self) <= _SMALL_REPR:
@@ -291,10 +297,11 @@ class BlockSpec:
             if not isinstance(block, Block):
                 raise BlockError(f"block {i} is a {type(block).__name__}, not a Block")
             if len(block) == 0:
-                raise BlockError(f"Encountered an empty block in BlockSpec (block {i}).")
+                raise BlockError(f"Encountered an empty block in BlockSpec. (block {i})")
             if block.node_type not in self.node_shape_dtypes:
                 known = sorted(t.__name__ for t in self.node_shape_dtypes)
                 raise BlockError(
+                    f"Block with node type {block.node_type} not found in node_shape_dtypes. "
                     f"Block {i} holds {block.node_type.__name__} nodes, a node type missing from "
                     f"node_shape_dtypes (which has: {known}). Add "
                     f"{{{block.node_type.__name__}: jax.ShapeDtypeStruct(shape, dtype)}} to node_shape_dtypes."
@@ -336,7 +343,7 @@ class BlockSpec:
         where = [f"block {b} position {h - self.block_starts[b]}" for b, h in zip(blocks, holders)]
         node_type = self.blocks[blocks[0]].node_type
         raise BlockError(
-            f"A node should not show up twice in the blocks: {node_type.__name__}(id={node_id}) is at "
+            f"A node should not show up twice in the blocks input to BlockSpec: {node_type.__name__}(id={node_id}) is at "
             + " and at ".join(where)
             + "."
         )
@@ -366,16 +373,27 @@ def _concat_leaves(*leaves):
     return leaves[0]
 
 
+def _stack(*args):
+    """THRML 0.1.4's private helper: concatenate array leaves along the node axis (stack 0-d
+    ones); non-array leaves must be equal and are returned once."""
+    if not eqx.is_array(args[0]):
+        assert all(args[0] == a for a in args[1:])
+    return _concat_leaves(*args)
+
+
 def block_state_to_global(block_state: list[_State], spec: BlockSpec) -> list[_GlobalState]:
     """Concatenate a block state into the global state of `spec` (one entry per SD).
 
     **Arguments:**
 
-    - `block_state`: one pytree per block of `spec.blocks`, in order.
+    - `block_state`: one pytree per block of `spec.blocks`, in order; as in THRML, entries past
+        the spec's blocks are ignored.
     - `spec`: the `BlockSpec` that lays the blocks out.
     """
-    if len(block_state) != len(spec.blocks):
-        raise StateError(f"got {len(block_state)} block states for {len(spec.blocks)} blocks")
+    if len(block_state) < len(spec.blocks):
+        raise StateCountError(
+            f"got {len(block_state)} block states for {len(spec.blocks)} blocks (list index out of range)"
+        )
     out = []
     for block_ids in spec.block_to_global_slice_spec:
         if not block_ids:
@@ -478,10 +496,12 @@ def make_empty_block_state(
 
 
 def _batch_shape_of(expected_sd, state, where: str) -> tuple[int, ...]:
+    """The batch shape of `state` against its node type's shape/dtype pytree; `StateError` (a
+    `RuntimeError`) with THRML's wording plus `where` and the leaf when they do not match."""
     if jax.tree.structure(expected_sd) != jax.tree.structure(state):
         raise StateError(
-            f"{where}: state pytree structure {jax.tree.structure(state)} does not match the node "
-            f"type's structure {jax.tree.structure(expected_sd)}"
+            f"{where}: state pytree structure {jax.tree.structure(state)} does not match the node type's "
+            f"structure {jax.tree.structure(expected_sd)} (Tree structure mismatch between shape/dtype spec and data)"
         )
     batch = None
     for (path, sd), leaf in zip(jax.tree.leaves_with_path(expected_sd), jax.tree.leaves(state)):
@@ -489,18 +509,31 @@ def _batch_shape_of(expected_sd, state, where: str) -> tuple[int, ...]:
             continue
         name = f"{where}{jax.tree_util.keystr(path)}"
         if not eqx.is_array(leaf):
-            raise StateError(f"{name}: expected an array, got {type(leaf).__name__}")
+            raise StateError(f"{name}: expected an array, got {type(leaf).__name__} (Array missing from data)")
         tail = leaf.shape[len(leaf.shape) - len(sd.shape):] if sd.shape else ()
         if len(leaf.shape) < len(sd.shape) or tail != sd.shape:
-            raise StateError(f"{name}: shape {leaf.shape} does not end in the node shape {sd.shape}")
+            raise StateError(f"{name}: shape {leaf.shape} does not end in the node shape {sd.shape} (Shape of data mismatched with spec)")
         lead = leaf.shape[: len(leaf.shape) - len(sd.shape)]
         if batch is None:
             batch = lead
         elif lead != batch:
-            raise StateError(f"{name}: leading shape {lead} differs from other leaves' {batch}")
+            raise StateError(f"{name}: leading shape {lead} differs from other leaves' {batch} (Inconsistent batch shape in data)")
         if leaf.dtype != sd.dtype:
-            raise StateError(f"{name}: dtype {leaf.dtype}, expected {sd.dtype}")
-    return batch if batch is not None else ()
+            raise StateError(f"{name}: dtype {leaf.dtype}, expected {sd.dtype} (Data has incorrect type {leaf.dtype} vs {sd.dtype})")
+    return batch
+
+
+def _check_pytree_compat(spec_tree, data_tree) -> tuple[int, ...] | None:
+    """THRML 0.1.4's private helper: the batch shape of `data_tree` (arrays) against `spec_tree`
+    (`jax.ShapeDtypeStruct` leaves), None when the spec has no such leaf; raises `StateError` (a
+    `RuntimeError`) on a structure, shape, batch or dtype mismatch.
+
+    **Arguments:**
+
+    - `spec_tree`: pytree with `jax.ShapeDtypeStruct` leaves where arrays are expected.
+    - `data_tree`: pytree with arrays at the same positions.
+    """
+    return _batch_shape_of(spec_tree, data_tree, "data")
 
 
 def verify_block_state(
@@ -517,14 +550,15 @@ def verify_block_state(
     - `block_axis`: where in the batch shape the block length must appear (e.g. -1).
     """
     if len(blocks) != len(states):
-        raise StateError(f"Number of states ({len(states)}) not equal to number of blocks ({len(blocks)})")
+        raise StateError(f"Number of states not equal to number of blocks ({len(states)} states, {len(blocks)} blocks)")
     for i, (block, state) in enumerate(zip(blocks, states)):
         where = f"state of block {i} ({block.node_type.__name__}, {len(block)} nodes)"
         if block.node_type not in node_shape_dtypes:
             raise BlockError(f"{where}: node type {block.node_type.__name__} missing from node_shape_dtypes")
-        batch = _batch_shape_of(node_shape_dtypes[block.node_type], state, where)
+        batch = _batch_shape_of(node_shape_dtypes[block.node_type], state, where) or ()
         if block_axis is not None:
             if len(batch) == 0 or batch[block_axis] != len(block):
                 raise StateError(
-                    f"{where}: state shape {batch} does not have the block length {len(block)} at axis {block_axis}"
+                    f"{where}: state shape {batch} does not have the block length {len(block)} at axis "
+                    f"{block_axis} (State shape did not match detected block length)"
                 )

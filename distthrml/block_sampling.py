@@ -2,15 +2,18 @@
 
 THRML's API on the one engine (`distthrml.engine`): a program's own tables are its sweep plan,
 run on the *global* state (one array pytree per node shape/dtype), each updated block written
-into its contiguous slice. Sweep t of a chain with key `key` uses the key `fold_in(key, t)`;
-built-in samplers draw each node's randomness from that key and the node's program index
-(`distthrml.node_rng`). Programs that run many chains at once (`BatchedProgram`, e.g. a sharded
+into its contiguous slice. A program draws from one of two random streams, fixed when it is
+built (`rng=`, see `distthrml.rng`): THRML's (the same key splits and `jax.random` draws as
+THRML 0.1.4, so the same samples for the same keys) or the per-node stream (sweep t of a chain
+uses `fold_in(key, t)` and every node draws from that key and its program index,
+`distthrml.node_rng`). Programs that run many chains at once (`BatchedProgram`, e.g. a sharded
 program) are dispatched to through their own `sample_with_observation`.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Mapping, Type, TypeAlias
@@ -25,11 +28,12 @@ from ._arrays import Frozen, take_rows
 from .block_management import Block, BlockSpec, _State, block_state_to_global, global_to_block_state, verify_block_state
 from .conditional_samplers import AbstractConditionalSampler, _SamplerState
 from .engine import program_plan, run_chain, sweep, update_block
-from .errors import BlockError, ProgramError, StateError
+from .errors import BlockError, ProgramError, StateCountError, StateError
 from .interaction import InteractionGroup
 from .lowering import check_simultaneous_updates, lower_interaction_groups
 from .observers import AbstractObserver, ObserveCarry, StateObserver, observe_global_state
 from .pgm import DEFAULT_NODE_SHAPE_DTYPES, AbstractNode
+from .rng import check_rng, resolve_rng
 
 SuperBlock: TypeAlias = tuple[Block, ...] | Block
 _SD: TypeAlias = Mapping[Type[AbstractNode], PyTree[jax.ShapeDtypeStruct]]
@@ -98,6 +102,7 @@ class BlockSamplingProgram(eqx.Module):
         counters of per-node randomness).
     - `per_block_interaction_tail_index`: per free block and interaction, the tails' program
         indices `[n, k]` (-1 for padding), numpy (distthrml; used by `interaction_graph` and sharding).
+    - `rng`: the random stream, `"thrml"` or `"per_node"` (distthrml; see `distthrml.rng`).
     """
 
     gibbs_spec: BlockGibbsSpec
@@ -109,6 +114,7 @@ class BlockSamplingProgram(eqx.Module):
     per_block_interaction_groups: list[list[int]]
     per_block_node_index: list[Array]
     per_block_interaction_tail_index: list[list[tuple[np.ndarray, ...]]] = eqx.field(static=True)
+    rng: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -117,6 +123,7 @@ class BlockSamplingProgram(eqx.Module):
         interaction_groups: list[InteractionGroup],
         *,
         allow_simultaneous_reads: bool = False,
+        rng: str | None = None,
     ):
         """**Arguments:**
 
@@ -127,11 +134,14 @@ class BlockSamplingProgram(eqx.Module):
             sampled at the same time (same block or superblock); each then reads the other's
             state from before the step, as THRML does. This is not Gibbs sampling of the model,
             so by default such a program is an error.
+        - `rng`: the random stream, `"thrml"` or `"per_node"`; None takes the process default
+            (`distthrml.set_rng`, else the environment variable `DISTTHRML_RNG`, else `"per_node"`).
         """
+        self.rng = resolve_rng(rng)
         n_free = len(gibbs_spec.free_blocks)
         if len(samplers) != n_free:
             raise ProgramError(
-                f"Expected {n_free} samplers (one per free block), received {len(samplers)}"
+                f"Expected {n_free} samplers, received {len(samplers)} (one per free block)"
             )
         for i, sampler in enumerate(samplers):
             if not isinstance(sampler, AbstractConditionalSampler):
@@ -163,6 +173,17 @@ class BlockSamplingProgram(eqx.Module):
             for b in range(n_free)
         ]
         self.per_block_interaction_tail_index = Frozen([[e.tail_program_index for e in entries] for entries in lowered])
+
+    def with_rng(self, rng: str) -> "BlockSamplingProgram":
+        """The same program drawing from another random stream (nothing is lowered again).
+
+        **Arguments:**
+
+        - `rng`: `"thrml"` or `"per_node"`.
+        """
+        out = copy.copy(self)
+        object.__setattr__(out, "rng", check_rng(rng))
+        return out
 
 
 @dataclasses.dataclass
@@ -202,9 +223,15 @@ def check_program_states(program: BlockSamplingProgram, state_free, state_clamp)
     """
     spec = program.gibbs_spec
     if len(state_free) != len(spec.free_blocks):
-        raise StateError(f"got {len(state_free)} free block states for {len(spec.free_blocks)} free blocks")
+        raise StateError(
+            f"Number of states not equal to number of blocks: got {len(state_free)} free block states "
+            f"for {len(spec.free_blocks)} free blocks"
+        )
     if len(state_clamp) != len(spec.clamped_blocks):
-        raise StateError(f"got {len(state_clamp)} clamped block states for {len(spec.clamped_blocks)} clamped blocks")
+        raise StateError(
+            f"Number of states not equal to number of blocks: got {len(state_clamp)} clamped block states "
+            f"for {len(spec.clamped_blocks)} clamped blocks"
+        )
     try:
         verify_block_state(spec.free_blocks, state_free, spec.node_shape_struct, -1)
     except StateError as err:
@@ -235,6 +262,10 @@ def sample_single_block(
 ) -> tuple[_State, _SamplerState]:
     """Sample one free block given the current states.
 
+    As in THRML, the state lists are read by position: `state_free + clamp_state` may be longer
+    than the spec's blocks (the first entries are used), and the sampler's output is returned as
+    it is (THRML-stream programs call `sampler.sample(key, ...)` exactly as THRML does).
+
     **Arguments:**
 
     - `key`: the PRNG key of this update.
@@ -259,7 +290,8 @@ def sample_blocks(
     program: BlockSamplingProgram,
     sampler_state: list[_SamplerState],
 ) -> tuple[list[_State], list[_SamplerState]]:
-    """One sweep: sample every superblock once, in order.
+    """One sweep: sample every superblock once, in order (THRML stream: block i gets
+    `jax.random.split(key, n_free_blocks)[i]`).
 
     **Arguments:**
 
@@ -269,12 +301,74 @@ def sample_blocks(
     - `program`: the sampling program.
     - `sampler_state`: one sampler state per free block.
 
-    **Returns:** the updated free block states and sampler states.
+    **Returns:** the free blocks' new states as their samplers returned them (a sampler may
+    return another dtype, as in THRML) and the new sampler states; as in THRML, they are also
+    written into the lists passed in.
     """
     check_program_states(program, state_free, clamp_state)
     global_state = block_state_to_global(list(state_free) + list(clamp_state), program.gibbs_spec)
-    global_state, sampler_state = sweep(program_plan(program), key, global_state, sampler_state)
-    return global_to_block_states(program, global_state)[0], sampler_state
+    _, new_sampler_state, outputs = sweep(program_plan(program), key, global_state, sampler_state, keep_dtypes=True)
+    # THRML writes the new states into the lists it is given and returns them
+    state_free = _updated(state_free, outputs)
+    return state_free, _updated(sampler_state, new_sampler_state)
+
+
+def _updated(items, values: list):
+    """`items` with every entry replaced by `values` (in place for a list, as THRML does)."""
+    if isinstance(items, list):
+        items[:] = values
+        return items
+    return list(values)
+
+
+def _tree_slice(x, sl):
+    """THRML 0.1.4's private helper: `jnp.take(x, sl, axis=0)` for arrays, anything else as is."""
+    return jnp.take(x, sl, axis=0) if eqx.is_array(x) else x
+
+
+def _run_blocks(
+    key: Key[Array, ""],
+    program: BlockSamplingProgram,
+    init_chain_state: list[PyTree[Shaped[Array, "nodes ?*state"]]],
+    state_clamp: list[_State],
+    n_iters: int,
+    sampler_states: list[_SamplerState],
+) -> tuple[list[PyTree[Shaped[Array, "nodes ?*state"]]], list[_SamplerState]]:
+    """THRML 0.1.4's private helper: `n_iters` sweeps, sweep i with `jax.random.split(key,
+    n_iters)[i]` (in either stream), returning `(free block states, sampler states)`.
+
+    **Arguments:**
+
+    - `key`: the PRNG key.
+    - `program`: the sampling program.
+    - `init_chain_state`: the free blocks' states.
+    - `state_clamp`: the clamped blocks' states.
+    - `n_iters`: the number of sweeps.
+    - `sampler_states`: one sampler state per free block.
+    """
+    if n_iters == 0:
+        return init_chain_state, sampler_states
+    check_program_states(program, init_chain_state, state_clamp)
+    plan = program_plan(program)
+    global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
+    (global_state, sampler_states), _ = jax.lax.scan(
+        lambda c, k: (sweep(plan, k, *c)[:2], None), (global_state, list(sampler_states)), jax.random.split(key, n_iters)
+    )
+    return global_to_block_states(program, global_state)[0], sampler_states
+
+
+def _without_sweeps(schedule: "SamplingSchedule") -> bool:
+    return schedule.n_warmup == 0 and (schedule.n_samples <= 1 or schedule.steps_per_sample == 0)
+
+
+def _first_entries(program: BlockSamplingProgram, state_free: list, state_clamp: list) -> tuple[list, list]:
+    """THRML's positional reading of `state_free + state_clamp`: the first entries, one per block."""
+    spec = program.gibbs_spec
+    combined = list(state_free) + list(state_clamp)
+    n_free, n_blocks = len(spec.free_blocks), len(spec.blocks)
+    if len(combined) < n_blocks:
+        raise StateCountError(f"got {len(combined)} block states for {n_blocks} blocks (list index out of range)")
+    return combined[:n_free], combined[n_free:n_blocks]
 
 
 class BatchedProgram(eqx.Module):
@@ -308,8 +402,8 @@ def sample_with_observation(
 
     **Arguments:**
 
-    - `key`: the chain's PRNG key (sweep t uses `fold_in(key, t)`); for a `BatchedProgram`, one
-        key per chain.
+    - `key`: the chain's PRNG key (split as THRML splits it, or for the per-node stream sweep t
+        uses `fold_in(key, t)`); for a `BatchedProgram`, one key per chain.
     - `program`: the sampling program (or a `BatchedProgram`).
     - `schedule`: warmup, number of samples, sweeps between samples.
     - `init_chain_state`: the free blocks' initial states.
@@ -324,6 +418,9 @@ def sample_with_observation(
         return program.sample_with_observation(key, schedule, init_chain_state, state_clamp, observation_carry_init, f_observe)
     if not isinstance(program, BlockSamplingProgram):
         raise ProgramError(f"expected a BlockSamplingProgram, got {type(program).__name__}")
+    if _without_sweeps(schedule):
+        # no sweep runs: THRML only observes, reading the state lists by position
+        init_chain_state, state_clamp = _first_entries(program, init_chain_state, state_clamp)
     check_program_states(program, init_chain_state, state_clamp)
     global_state = block_state_to_global(list(init_chain_state) + list(state_clamp), program.gibbs_spec)
     observer_arrays, observer_static = eqx.partition(f_observe, eqx.is_array)

@@ -1,11 +1,17 @@
 """Conditional samplers: the update rule of one block given its neighbours' states.
 
-THRML's interface (`sample`, `compute_parameters`, `sample_given_parameters`) is kept as is.
-distthrml adds one method the engine prefers, `sample_per_node`, which also receives the
-program indices of the nodes being updated: built-in samplers draw their randomness per node
-from it (see `distthrml.node_rng`), which makes sharded runs reproduce unsharded ones bit for
-bit. A custom sampler that only implements `sample` still works; its randomness then depends on
-how nodes are grouped.
+THRML's interface (`sample`, `compute_parameters`, `sample_given_parameters`) is kept as is, and
+under a program's THRML stream (`distthrml.rng`) the engine calls `sample` with THRML's block
+key, exactly as THRML does. distthrml adds two entry points for the two shard-invariant streams:
+
+- `sample_per_node` (per-node stream) also receives the program indices of the nodes being
+  updated; built-in samplers draw each node's numbers from them (`distthrml.node_rng`).
+- `sample_rows` (THRML stream on a shard) receives the positions of the rows in their block and
+  the block's size, and returns what `sample` would return at those rows for the whole block;
+  built-in samplers draw only those rows (`distthrml.thrml_rng`).
+
+A custom sampler that only implements `sample` works in both: `sample_rows` then runs it on the
+whole block (exact for any row-wise update), `sample_per_node` on a block key.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree, Shaped, UInt32
 
-from . import node_rng
+from . import node_rng, thrml_rng
+from .errors import StateError
 
 _State = PyTree[Shaped[Array, "nodes ?*state"], "State"]
 _SamplerState = TypeVar("_SamplerState", bound=PyTree)
@@ -72,6 +79,37 @@ class AbstractConditionalSampler(eqx.Module):
         """
         block_key = jax.random.fold_in(key, node_index[0])
         return self.sample(block_key, interactions, active_flags, states, sampler_state, output_sd)
+
+    def sample_rows(
+        self,
+        key: Key,
+        rows: Int[Array, " n"],
+        block_size: int,
+        interactions: list[PyTree],
+        active_flags: list[Array],
+        states: list[list[_State]],
+        sampler_state: _SamplerState,
+        output_sd: PyTree[jax.ShapeDtypeStruct],
+    ) -> tuple[_State, _SamplerState]:
+        """THRML's stream on part of a block: what `sample(key, ...)` returns for the whole block
+        of `block_size` rows, at the n rows given (positions `rows`; a position outside the block
+        marks a padding row). The default places the rows into a whole block (the other rows
+        inactive), calls `sample` and takes the rows back: exact for every sampler whose rows
+        depend only on their own inputs, at the cost of a whole-block update. Override it to draw
+        only the given rows (see `distthrml.thrml_rng`).
+
+        **Arguments:** as `sample`, plus `rows`: int `[n]` and `block_size`: the block's length.
+        """
+        whole = lambda x: _into_block(x, rows, block_size)  # noqa: E731
+        out, sampler_state = self.sample(
+            key,
+            jax.tree.map(lambda x: whole(x) if eqx.is_array(x) else x, interactions),
+            [whole(a) for a in active_flags],
+            jax.tree.map(whole, states),
+            sampler_state,
+            _resized(output_sd, block_size),
+        )
+        return jax.tree.map(lambda x: _rows_of(x, rows, block_size), out), sampler_state
 
     def init(self) -> _SamplerState:
         """The sampler state before the first update (None by default)."""
@@ -160,12 +198,40 @@ class AbstractParametricConditionalSampler(AbstractConditionalSampler):
         )
         return self.sample_given_parameters(key, parameters, sampler_state, output_sd)
 
+    def sample_given_parameters_rows(
+        self,
+        key: Key,
+        rows: Int[Array, " n"],
+        block_size: int,
+        parameters: PyTree,
+        sampler_state: _SamplerState,
+        output_sd: PyTree[jax.ShapeDtypeStruct],
+    ) -> tuple[_State, _SamplerState]:
+        """THRML-stream version of `sample_given_parameters` for some rows of a block (see
+        `sample_rows`). The default places the parameters into a whole block and takes the rows
+        of `sample_given_parameters` back."""
+        out, sampler_state = self.sample_given_parameters(
+            key,
+            jax.tree.map(lambda x: _into_block(x, rows, block_size), parameters),
+            sampler_state,
+            _resized(output_sd, block_size),
+        )
+        return jax.tree.map(lambda x: _rows_of(x, rows, block_size), out), sampler_state
+
     def sample_per_node(self, key, node_index, interactions, active_flags, states, sampler_state, output_sd):
         # compute_parameters gets a key of its own, distinct from the per-node sampling key
         parameters, sampler_state = self.compute_parameters(
             jax.random.fold_in(key, 0x5EED), interactions, active_flags, states, sampler_state, output_sd
         )
         return self.sample_given_parameters_per_node(key, node_index, parameters, sampler_state, output_sd)
+
+    def sample_rows(self, key, rows, block_size, interactions, active_flags, states, sampler_state, output_sd):
+        # THRML's split: compute_parameters gets the second key, the draw the first
+        key, subkey = jax.random.split(key, 2)
+        parameters, sampler_state = self.compute_parameters(
+            subkey, interactions, active_flags, states, sampler_state, output_sd
+        )
+        return self.sample_given_parameters_rows(key, rows, block_size, parameters, sampler_state, output_sd)
 
 
 class BernoulliConditional(AbstractParametricConditionalSampler):
@@ -178,6 +244,9 @@ class BernoulliConditional(AbstractParametricConditionalSampler):
     def sample_given_parameters_per_node(self, key, node_index, parameters, sampler_state, output_sd):
         return bernoulli_draw(node_rng.uniform(key, node_index), parameters), sampler_state
 
+    def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
+        return thrml_rng.bernoulli(key, rows, block_size, jax.nn.sigmoid(2 * parameters)), sampler_state
+
 
 def bernoulli_draw(u: Float[Array, "..."], gamma: Float[Array, "..."]) -> Bool[Array, "..."]:
     r"""True (spin +1) with probability $\sigma(2\gamma)$, given 24-bit uniforms `u` of the same shape.
@@ -187,8 +256,9 @@ def bernoulli_draw(u: Float[Array, "..."], gamma: Float[Array, "..."]) -> Bool[A
 
 def _check_categories(n_categories: int, dtype) -> None:
     if jnp.issubdtype(dtype, jnp.integer) and n_categories > int(jnp.iinfo(dtype).max) + 1:
-        raise ValueError(
-            f"n_categories={n_categories} exceeds what dtype {dtype} can represent; "
+        # THRML's wording and class (RuntimeError; StateError is one)
+        raise StateError(
+            f"n_categories={n_categories} exceeds what dtype {dtype} can represent "
             "pass a wider integer dtype via node_shape_dtypes."
         )
 
@@ -205,6 +275,10 @@ class SoftmaxConditional(AbstractParametricConditionalSampler):
         _check_categories(parameters.shape[-1], output_sd.dtype)
         return categorical_draw(node_rng.uniform(key, node_index), parameters, output_sd.dtype), sampler_state
 
+    def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
+        _check_categories(parameters.shape[-1], output_sd.dtype)
+        return thrml_rng.categorical(key, rows, block_size, parameters).astype(output_sd.dtype), sampler_state
+
 
 def categorical_draw(u: Float[Array, "..."], theta: Float[Array, "... K"], dtype) -> Array:
     r"""Category k with probability $\propto e^{\theta_k}$ by inverse-CDF sampling, one 24-bit uniform
@@ -216,3 +290,21 @@ def categorical_draw(u: Float[Array, "..."], theta: Float[Array, "... K"], dtype
     threshold = u[..., None] * cdf[..., -1:]
     choice = jnp.sum((cdf <= threshold).astype(jnp.int32), axis=-1)
     return jnp.minimum(choice, n_categories - 1).astype(dtype)
+
+
+def _resized(output_sd: PyTree[jax.ShapeDtypeStruct], n: int) -> PyTree[jax.ShapeDtypeStruct]:
+    """`output_sd` with its leading (row) axis of length n."""
+    return jax.tree.map(
+        lambda sd: jax.ShapeDtypeStruct((n, *sd.shape[1:]), sd.dtype) if isinstance(sd, jax.ShapeDtypeStruct) else sd,
+        output_sd,
+    )
+
+
+def _into_block(x: Array, rows: Int[Array, " n"], block_size: int) -> Array:
+    """Rows `[n, ...]` placed at `rows` of a zero (False) `[block_size, ...]` array; padding
+    rows (positions outside the block) are dropped."""
+    return jnp.zeros((block_size, *x.shape[1:]), x.dtype).at[rows].set(x, mode="drop")
+
+
+def _rows_of(x: Array, rows: Int[Array, " n"], block_size: int) -> Array:
+    return jnp.take(x, jnp.clip(rows, 0, block_size - 1), axis=0)

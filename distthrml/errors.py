@@ -1,5 +1,9 @@
 """Error types. Each subclasses both `ValueError` and `RuntimeError`, so code written against
-THRML (which raises `RuntimeError` in places where a `ValueError` is more natural) keeps working."""
+THRML (which raises `RuntimeError` in places where a `ValueError` is more natural) keeps working.
+Where THRML's callers meet another built-in class for the same condition (an `IndexError` for a
+state list too short, JAX's `TypeError` for a sampler changing a state's dtype inside the chain),
+a subclass adds that class too. Messages keep THRML's wording and add the offending block, node
+or field."""
 
 
 class DistThrmlError(ValueError, RuntimeError):
@@ -12,6 +16,19 @@ class BlockError(DistThrmlError):
 
 class StateError(DistThrmlError):
     """A state (initial, clamped, observed) does not match its blocks' shapes and dtypes."""
+
+
+class StateCountError(StateError, IndexError):
+    """Fewer block states than blocks (THRML's list indexing raises `IndexError` there)."""
+
+
+class SamplerOutputError(StateError, TypeError):
+    """A sampler returned a state whose dtype differs from its node type's inside the chain loop
+    (where THRML's `jax.lax.scan` raises a `TypeError`)."""
+
+
+class NodeOrderError(DistThrmlError, TypeError):
+    """A node compared with something that is not a node (THRML raises `RuntimeError`)."""
 
 
 class InteractionError(DistThrmlError):

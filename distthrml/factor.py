@@ -32,7 +32,7 @@ class AbstractFactor(eqx.Module):
         """
         node_groups = list(node_groups)
         if not node_groups:
-            raise InteractionError("A factor should not be empty (no node groups given).")
+            raise InteractionError("A factor should not be empty. (no node groups given)")
         n = len(node_groups[0])
         for k, group in enumerate(node_groups):
             if not isinstance(group, Block):
@@ -64,8 +64,8 @@ class WeightedFactor(AbstractFactor):
         shape = getattr(weights, "shape", None)
         if shape is None or len(shape) == 0 or shape[0] != len(self.node_groups[0]):
             raise InteractionError(
-                f"The leading dimension of weights must equal the number of nodes in each node group "
-                f"({len(self.node_groups[0])}); {type(self).__name__} got weights of shape {shape}."
+                "The leading dimension of weights must have the same length as the number of nodes in each "
+                f"node group ({len(self.node_groups[0])}); {type(self).__name__} got weights of shape {shape}."
             )
         self.weights = weights
 
@@ -81,6 +81,7 @@ class FactorSamplingProgram(BlockSamplingProgram):
         other_interaction_groups: list[InteractionGroup],
         *,
         allow_simultaneous_reads: bool = False,
+        rng: str | None = None,
     ):
         """**Arguments:**
 
@@ -88,9 +89,9 @@ class FactorSamplingProgram(BlockSamplingProgram):
         - `samplers`: the update rule of each free block.
         - `factors`: the factors of the model.
         - `other_interaction_groups`: interaction groups to add to those of the factors.
-        - `allow_simultaneous_reads`: see `BlockSamplingProgram`.
+        - `allow_simultaneous_reads`, `rng`: see `BlockSamplingProgram`.
         """
         groups = list(other_interaction_groups)
         for factor in factors:
             groups += factor.to_interaction_groups()
-        super().__init__(gibbs_spec, samplers, groups, allow_simultaneous_reads=allow_simultaneous_reads)
+        super().__init__(gibbs_spec, samplers, groups, allow_simultaneous_reads=allow_simultaneous_reads, rng=rng)

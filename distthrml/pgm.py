@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from jax import numpy as jnp
 
+from .errors import NodeOrderError
+
 _id_lock = threading.Lock()
 _next_id = itertools.count()
 
@@ -46,23 +48,53 @@ class _NodeType(abc.ABCMeta):
         return (cls.__module__, cls.__qualname__) < (other.__module__, other.__qualname__)
 
 
-class AbstractNode(metaclass=_NodeType):
+_CounterMeta = _NodeType
+"""THRML 0.1.4's name for the metaclass of nodes."""
+
+
+class _UniqueID(metaclass=_NodeType):
+    """THRML 0.1.4's base of nodes: a process-unique integer id, by which instances compare,
+    hash and order. distthrml draws the id from the counter `reserve_node_ids` hands out."""
+
+    __slots__ = ("_id",)
+
+    def __new__(cls, *args, **kwargs):
+        node = object.__new__(cls)
+        # assigned here rather than in __init__ so that subclasses with their own __init__
+        # (or dataclass subclasses) still get an id
+        node._id = int(reserve_node_ids(1)[0])
+        return node
+
+    @property
+    def _hash(self) -> int:
+        """THRML's name for the id."""
+        return self._id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UniqueID) and self._id == other._id
+
+    def __hash__(self) -> int:
+        return self._id
+
+    def __lt__(self, other) -> bool:
+        if not isinstance(other, _UniqueID):
+            raise NodeOrderError(f"less than only defined between _UniqueIDs, not with a {type(other).__name__}")
+        return self._id < other._id
+
+
+class AbstractNode(_UniqueID):
     """A node in a PGM: one random variable.
 
     Every node type used in a program subclasses this class; its state's shape and dtype come from
     the `node_shape_dtypes` mapping of the program's `BlockSpec`. Nodes compare and hash by id.
     """
 
-    __slots__ = ("_id",)
+    __slots__ = ()
 
     def __new__(cls, *args, **kwargs):
         if cls is AbstractNode:
-            raise TypeError("only subclasses of 'AbstractNode' may be instantiated")
-        node = object.__new__(cls)
-        # assigned here rather than in __init__ so that subclasses with their own __init__
-        # (or dataclass subclasses) still get an id
-        node._id = int(reserve_node_ids(1)[0])
-        return node
+            raise TypeError("only children of 'AbstractNode' may be instantiated")
+        return super().__new__(cls)
 
     @classmethod
     def _from_id(cls, node_id: int) -> "AbstractNode":
@@ -74,17 +106,6 @@ class AbstractNode(metaclass=_NodeType):
     def node_id(self) -> int:
         """The node's process-wide integer id."""
         return self._id
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AbstractNode) and self._id == other._id
-
-    def __hash__(self) -> int:
-        return self._id
-
-    def __lt__(self, other: "AbstractNode") -> bool:
-        if not isinstance(other, AbstractNode):
-            raise TypeError("nodes can only be ordered against nodes")
-        return self._id < other._id
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self._id})"

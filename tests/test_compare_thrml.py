@@ -2,8 +2,9 @@
 
 Every test builds the same model in both libraries from the same seeds (see ``reference_models``).
 Deterministic functions (``hinton_init``, energies, block/global state bookkeeping, padded program
-structure, samplers without randomness) must agree exactly. Sampled quantities are never expected to
-be bit-identical (distthrml draws randomness per node, thrml per block); they are compared with
+structure, samplers without randomness) must agree exactly. Sampled quantities here use distthrml's
+default per-node random stream and are not bit-identical to thrml's (``tests/test_thrml_stream.py``
+checks the THRML stream, which is, bit for bit); they are compared with
 exact enumeration and with each other through t-tests over independent chains, each assertion with a
 Bonferroni-corrected family-wise false-failure rate of 1e-4 (``reference_models.ALPHA``).
 """

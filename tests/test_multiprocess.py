@@ -17,13 +17,17 @@ import multiprocess_sampling
 SCRIPT = str(Path(__file__).parent / "multiprocess_sampling.py")
 
 
-def test_two_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("rng", ["per_node", pytest.param("thrml", marks=pytest.mark.slow)])
+def test_two_processes_match_one_process(tmp_path, monkeypatch, rng):
+    """In both random streams (chosen through DISTTHRML_RNG, which the processes inherit)."""
+    monkeypatch.setenv("DISTTHRML_RNG", rng)
     out = tmp_path / "samples.npz"
     launch_local([sys.executable, SCRIPT, str(out)], n_processes=2, devices_per_process=2, timeout=300)
     got = np.load(out)
     assert int(got["processes"]) == 2 and int(got["devices"]) == 4
 
     program, init, keys, nodes, schedule = multiprocess_sampling.build()
+    assert program.rng == rng
     one_process = dt.sample_states(keys, dt.shard_program(program, 4), schedule, init, [], nodes)[0]
     unsharded = jax.vmap(lambda k, i: dt.sample_states(k, program, schedule, i, [], nodes))(keys, init)[0]
     np.testing.assert_array_equal(got["samples"], np.asarray(one_process))

@@ -126,6 +126,20 @@ def test_bit_identical_to_unsharded(case, n_parts, method):
         assert sharded.halo_bytes_per_sweep() == part.report(sizes)["halo_bytes_per_sweep"]
 
 
+@pytest.mark.parametrize("n_parts", [3, pytest.param(8, marks=pytest.mark.slow)])
+def test_thrml_stream_bit_identical_to_unsharded(case, n_parts):
+    """In THRML's random stream every shard draws its rows' numbers from the block key and the
+    rows' positions in the block: sharded equals `jax.vmap` of the unsharded program too."""
+    program, init, clamp, observe, keys, _ = case
+    program = program.with_rng("thrml")
+    reference = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)))(keys, init)
+    part = partition.partition_graph(dt.interaction_graph(program), n_parts, method="random", seed=3)
+    out = dt.sample_states(keys, dt.shard_program(program, part), SCHEDULE, init, clamp, observe)
+    for a, b in zip(out, reference):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 @pytest.mark.parametrize("exchange", ["ppermute", "all_to_all"])
 @pytest.mark.parametrize("n_parts", [2, 8])
 def test_every_transport_is_bit_identical(case, n_parts, exchange):

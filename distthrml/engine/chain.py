@@ -9,7 +9,10 @@ and records kept chains-last too (so nothing is transposed between observations)
 kernel, batched program arrays or sampler states, or an observer closing over batched values
 fall back to `jax.vmap` of the one-chain loop. Both paths give the same bits.
 
-Sweep t of a chain with key `key` uses `node_rng.step_key(key, t)`.
+The random stream is the plan's (`distthrml.rng`). Per-node stream: sweep t of a chain with key
+`key` uses `node_rng.step_key(key, t)`. THRML stream: THRML's splits, `key, warm = split(key)`,
+the warm-up sweeps use `split(warm, n_warmup)`, sample i its `split(split(key, n_samples - 1)[i - 1],
+steps_per_sample)` (`segment_keys`); THRML-stream plans always take the `jax.vmap` path.
 """
 
 from __future__ import annotations
@@ -30,30 +33,43 @@ Observe = Callable[[Any, list, Any, Array], tuple[Any, Any]]
 """`observe(observe_args, state, carry, iteration) -> (carry, observation)` for one chain."""
 
 
-def schedule_loop(schedule, run: Callable, observe: Callable, state, sampler_states, carry):
+def segment_keys(rng: str, key: Key[Array, ""], schedule):
+    """The keys of the warm-up and of every later sample's sweeps: THRML's
+    `key, warm = split(key)` and `split(key, n_samples - 1)`; `(None, None)` for the per-node
+    stream, whose sweep keys come from the sweep number."""
+    if rng != "thrml":
+        return None, None
+    key, warm = jax.random.split(key, 2)
+    return warm, (jax.random.split(key, schedule.n_samples - 1) if schedule.n_samples > 1 else None)
+
+
+def schedule_loop(schedule, run: Callable, observe: Callable, state, sampler_states, carry, keys=(None, None)):
     """`n_warmup` sweeps, an observation, then `n_samples - 1` times `steps_per_sample` sweeps and
     an observation; observations stacked on a leading axis.
 
     **Arguments:**
 
     - `schedule`: the `SamplingSchedule`.
-    - `run`: `(first_sweep, n_sweeps, state, sampler_states) -> (state, sampler_states)`.
+    - `run`: `(segment_key, first_sweep, n_sweeps, state, sampler_states) -> (state, sampler_states)`.
     - `observe`: `(state, carry, iteration) -> (carry, observation)`.
     - `state`, `sampler_states`, `carry`: where the chain starts.
+    - `keys`: `(warm-up key, per-sample keys)` from `segment_keys`, handed to `run`.
     """
-    state, sampler_states = run(0, schedule.n_warmup, state, sampler_states)
+    warm_key, sample_keys = keys
+    state, sampler_states = run(warm_key, 0, schedule.n_warmup, state, sampler_states)
     carry, first = observe(state, carry, jnp.array(0, jnp.int32))
     if schedule.n_samples <= 1:
         return carry, jax.tree.map(lambda x: x[None], first)
 
-    def body(c, i):
+    def body(c, x):
         (st, ss), cr = c
-        st, ss = run(schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss)
+        i, k = x
+        st, ss = run(k, schedule.n_warmup + (i - 1) * schedule.steps_per_sample, schedule.steps_per_sample, st, ss)
         cr, observed = observe(st, cr, i)
         return ((st, ss), cr), observed
 
     iterations = jnp.arange(1, schedule.n_samples, dtype=jnp.int32)
-    (_, carry), rest = jax.lax.scan(body, ((state, sampler_states), carry), iterations)
+    (_, carry), rest = jax.lax.scan(body, ((state, sampler_states), carry), (iterations, sample_keys))
     return carry, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
 
 
@@ -92,16 +108,20 @@ def run_chain(
     def one_chain(key, state, sampler_states, carry, arrays, observe_args):
         p = eqx.combine(arrays, static)
 
-        def run(first, n_sweeps: int, st, ss):
+        def run(segment_key, first, n_sweeps: int, st, ss):
             if n_sweeps == 0:
                 return st, ss
+            if p.rng == "thrml":
+                sweep_keys = jax.random.split(segment_key, n_sweeps)
+                return jax.lax.scan(lambda c, k: (sweep(p, k, *c)[:2], None), (st, ss), sweep_keys)[0]
 
             def body(c, step):
-                return sweep(p, node_rng.step_key(key, step), *c), None
+                return sweep(p, node_rng.step_key(key, step), *c)[:2], None
 
             return jax.lax.scan(body, (st, ss), _steps(first, n_sweeps))[0]
 
-        return schedule_loop(schedule, run, observer_for(observe_args), state, sampler_states, carry)
+        keys = segment_keys(p.rng, key, schedule)
+        return schedule_loop(schedule, run, observer_for(observe_args), state, sampler_states, carry, keys)
 
     if _closes_over_batched(observer_for(observe_args), state, carry):
         return one_chain(key, state, sampler_states, carry, arrays, observe_args)
@@ -136,7 +156,7 @@ def run_chain(
                 return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(key)
             return jnp.broadcast_to(node_rng.key_words(node_rng.step_key(key, step))[:, None], (2, axis_size))
 
-        def run(first, n_sweeps: int, st, ss):
+        def run(_segment_key, first, n_sweeps: int, st, ss):
             if n_sweeps == 0:
                 return st, ss
 

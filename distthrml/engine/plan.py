@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
+from jax import numpy as jnp
 from jaxtyping import Array, Bool, Int, PyTree
 
 # slots per interaction up to which a block's tail states are gathered (and its field summed)
@@ -33,12 +34,15 @@ class BlockTables(eqx.Module):
     - `tail_positions`: per interaction group and tail, int `[n, k]` rows of the tail's state entry.
     - `node_index`: int32 `[n]` program indices of the block's rows (the counters of the
         per-node random stream, so a node draws the same numbers wherever it is sampled).
+    - `block_rows`: int32 `[n]` positions of the rows in their free block (the counters of the
+        THRML stream); padding rows hold the block's length.
     """
 
     interactions: list[PyTree]
     active: list[Bool[Array, "n k"]]
     tail_positions: list[list[Int[Array, "n k"]]]
     node_index: Int[Array, " n"]
+    block_rows: Int[Array, " n"]
 
 
 class SweepPlan(eqx.Module):
@@ -54,6 +58,10 @@ class SweepPlan(eqx.Module):
     - `node_sd`: per free block, the node type's shape/dtype pytree.
     - `sampling_order`: per superblock, its free blocks (updated from the same state).
     - `exchange`: the halo exchange run after each block's write, or None (one shard).
+    - `rng`: the random stream, `"thrml"` or `"per_node"` (`distthrml.rng`).
+    - `block_size`: per free block, its length in the program.
+    - `whole_blocks`: whether every `BlockTables` holds its whole block in order (unsharded):
+        THRML-stream updates then call the sampler's `sample`, as THRML does.
     """
 
     samplers: list
@@ -64,6 +72,9 @@ class SweepPlan(eqx.Module):
     node_sd: tuple = eqx.field(static=True)
     sampling_order: tuple = eqx.field(static=True)
     exchange: Exchange | None = eqx.field(static=True, default=None)
+    rng: str = eqx.field(static=True, default="per_node")
+    block_size: tuple[int, ...] = eqx.field(static=True, default=())
+    whole_blocks: bool = eqx.field(static=True, default=True)
 
 
 def program_plan(program) -> SweepPlan:
@@ -83,6 +94,7 @@ def program_plan(program) -> SweepPlan:
                 program.per_block_interaction_active[b],
                 program.per_block_interaction_global_slices[b],
                 program.per_block_node_index[b],
+                jnp.arange(len(spec.free_blocks[b]), dtype=jnp.int32),
             )
             for b in range(n_free)
         ],
@@ -91,12 +103,17 @@ def program_plan(program) -> SweepPlan:
         offset=tuple(spec.block_offsets[:n_free]),
         node_sd=tuple(spec.node_shape_struct[b.node_type] for b in spec.free_blocks),
         sampling_order=_freeze(spec.sampling_order),
+        rng=program.rng,
+        block_size=tuple(len(b) for b in spec.free_blocks),
     )
 
 
 def chains_ready(plan: SweepPlan) -> bool:
-    """Whether every free block's sampler has a chains-innermost kernel for its interactions."""
-    return all(s.has_chains_kernel(t.interactions) for s, t in zip(plan.samplers, plan.blocks))
+    """Whether the chains-innermost kernels run this plan: the per-node stream (whose draws are
+    per node, hence free of the batch layout) and, for every free block, a sampler with such a
+    kernel for its interactions. THRML-stream plans run `jax.vmap` of the one-chain sweep, which
+    computes what THRML computes under `jax.vmap`."""
+    return plan.rng == "per_node" and all(s.has_chains_kernel(t.interactions) for s, t in zip(plan.samplers, plan.blocks))
 
 
 def _freeze(nested) -> tuple:

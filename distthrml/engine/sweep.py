@@ -3,8 +3,10 @@ then (when sharded) exchange that block's boundary states.
 
 Two layouts of the same sweep:
 
-- `sweep`: one chain, state entries `[rows, ...]`; every sampler works here through
-  `sample_per_node` (the node indices drive the per-node random stream).
+- `sweep`: one chain, state entries `[rows, ...]`; every sampler works here, in either random
+  stream (`block_keys`, `update_block`): per node through `sample_per_node` (the node indices
+  drive the draws), THRML's through `sample` with THRML's block key (or `sample_rows` for the
+  rows a shard owns).
 - `sweep_chains`: every chain at once, state entries `[rows, chains, ...]` (chains innermost).
   A tail read is then a gather of contiguous rows (one row is a node's state in every chain),
   folded into the conditional's field one slot at a time. Samplers take part through
@@ -20,7 +22,7 @@ import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Int, Key, UInt32
 
-from ..errors import StateError
+from ..errors import SamplerOutputError, StateError
 from .plan import UNROLL_SLOTS, SweepPlan
 
 
@@ -33,18 +35,26 @@ def block_output_sd(plan: SweepPlan, b: int, batch: tuple[int, ...] = ()):
     )
 
 
-def check_sampler_output(sampler, b: int, out, output_sd) -> None:
-    """Raise `StateError` if a sampler returned another structure, shape or dtype than its block's."""
+def check_sampler_output(sampler, b: int, out, output_sd, dtypes: bool = True) -> None:
+    """Raise `StateError` if a sampler returned another structure or shape than its block's, and
+    (`dtypes`) `SamplerOutputError` if another dtype: inside the chain loop THRML's `lax.scan`
+    refuses that too, while a single sweep (`sample_blocks`) keeps the sampler's dtype."""
     if jax.tree.structure(out) != jax.tree.structure(output_sd):
         raise StateError(
             f"sampler {b} ({type(sampler).__name__}) returned a state with structure "
             f"{jax.tree.structure(out)}, expected {jax.tree.structure(output_sd)}"
         )
     for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(output_sd)):
-        if got.shape != want.shape or got.dtype != want.dtype:
+        if got.shape != want.shape:
             raise StateError(
                 f"sampler {b} ({type(sampler).__name__}) returned {got.dtype}{list(got.shape)} for free "
                 f"block {b}, expected {want.dtype}{list(want.shape)} (see node_shape_dtypes)"
+            )
+        if dtypes and got.dtype != want.dtype:
+            raise SamplerOutputError(
+                f"sampler {b} ({type(sampler).__name__}) returned {got.dtype}{list(got.shape)} for free "
+                f"block {b}, expected {want.dtype}{list(want.shape)}: the chain loop's scan body function carry "
+                "input and carry output must have equal types (cast in the sampler, or change node_shape_dtypes)"
             )
 
 
@@ -57,36 +67,82 @@ def gather_tails(plan: SweepPlan, b: int, state: list) -> list[list]:
     ]
 
 
+def block_keys(plan: SweepPlan, key: Key[Array, ""]) -> list:
+    """The key of every free block's update in a sweep with key `key`: THRML's
+    `split(key, n_free_blocks)`, or (per-node stream) the sweep key itself for every block (each
+    node's draws then differ by its program index)."""
+    n = len(plan.blocks)
+    if plan.rng == "thrml":
+        return list(jax.random.split(key, n)) if n else []
+    return [key] * n
+
+
 def update_block(plan: SweepPlan, b: int, key: Key[Array, ""], state: list, sampler_state):
-    """Free block b's new state and sampler state for one chain (any sampler)."""
+    """Free block b's new state and sampler state for one chain (any sampler), unchecked.
+
+    **Arguments:**
+
+    - `plan`: the sweep plan.
+    - `b`: the free block.
+    - `key`: the block's key (`block_keys`).
+    - `state`: the chain's state entries.
+    - `sampler_state`: the block's sampler state.
+    """
     tables, sampler = plan.blocks[b], plan.samplers[b]
     output_sd = block_output_sd(plan, b)
-    out, sampler_state = sampler.sample_per_node(
-        key, tables.node_index, tables.interactions, tables.active, gather_tails(plan, b, state), sampler_state, output_sd
+    tails = gather_tails(plan, b, state)
+    if plan.rng == "per_node":
+        return sampler.sample_per_node(key, tables.node_index, tables.interactions, tables.active, tails, sampler_state, output_sd)
+    if plan.whole_blocks:
+        return sampler.sample(key, tables.interactions, tables.active, tails, sampler_state, output_sd)
+    return sampler.sample_rows(
+        key, tables.block_rows, plan.block_size[b], tables.interactions, tables.active, tails, sampler_state, output_sd
     )
-    check_sampler_output(sampler, b, out, output_sd)
-    return out, sampler_state
 
 
 def write_block(plan: SweepPlan, b: int, state: list, out) -> list:
-    """Write free block b's new state at its offset, then run the plan's exchange for it."""
+    """Write free block b's new state at its offset, then run the plan's exchange for it. A
+    state of another dtype promotes its whole entry, as THRML's concatenation of block states
+    into the global state does."""
     e, offset = plan.entry[b], plan.offset[b]
     state = list(state)
-    state[e] = jax.tree.map(lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), state[e], out)
+
+    def write(g, x):
+        dtype = jnp.promote_types(g.dtype, x.dtype)
+        return jax.lax.dynamic_update_slice_in_dim(g.astype(dtype), x.astype(dtype), offset, axis=0)
+
+    state[e] = jax.tree.map(write, state[e], out)
     if plan.exchange is not None:
         state[e] = plan.exchange(b, state[e], out)
     return state
 
 
-def sweep(plan: SweepPlan, key: Key[Array, ""], state: list, sampler_states: list) -> tuple[list, list]:
-    """One pass over all superblocks of one chain (blocks of a superblock read the same state)."""
+def sweep(
+    plan: SweepPlan, key: Key[Array, ""], state: list, sampler_states: list, *, keep_dtypes: bool = False
+) -> tuple[list, list, list]:
+    """One pass over all superblocks of one chain (blocks of a superblock read the same state).
+
+    **Arguments:**
+
+    - `plan`: the sweep plan.
+    - `key`: the sweep's key.
+    - `state`, `sampler_states`: the chain's state entries and one sampler state per free block.
+    - `keep_dtypes`: accept sampler outputs of another dtype (THRML's `sample_blocks`), else
+        raise `SamplerOutputError` (the chain loop).
+
+    **Returns:** `(state, sampler_states, outputs)`, `outputs` every block's new state as its
+    sampler returned it.
+    """
     sampler_states = list(sampler_states)
+    outputs = [None] * len(plan.blocks)
+    keys = block_keys(plan, key)
     for group in plan.sampling_order:
-        updates = [(b, *update_block(plan, b, key, state, sampler_states[b])) for b in group]
+        updates = [(b, *update_block(plan, b, keys[b], state, sampler_states[b])) for b in group]
         for b, out, sampler_state in updates:
+            check_sampler_output(plan.samplers[b], b, out, block_output_sd(plan, b), dtypes=not keep_dtypes)
             state = write_block(plan, b, state, out)
-            sampler_states[b] = sampler_state
-    return state, sampler_states
+            sampler_states[b], outputs[b] = sampler_state, out
+    return state, sampler_states, outputs
 
 
 def chains_tables(plan: SweepPlan) -> list:

@@ -13,6 +13,7 @@ from jaxtyping import Array, Key, PyTree
 
 from .._arrays import array_module, host
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
+from ..pgm import AbstractNode as AbstractNode
 from .. import node_rng
 from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories, bernoulli_draw, categorical_draw
 from ..errors import InteractionError, StateError
@@ -53,16 +54,73 @@ def _gather_categories(weights: Array, categories: list[Array]) -> Array:
 
 
 def _split_tail_states(states: list, n_spin: int, where: str):
+    """(spin states, categorical states) of one interaction's tails, checked as THRML checks them
+    (scalar bool spins, scalar unsigned-integer categories), with THRML's wording."""
     spins, cats = states[:n_spin], states[n_spin:]
-    for s in spins:
-        if s.ndim != 2 or s.dtype != jnp.bool_:
-            raise StateError(f"{where}: spin states must be scalar bool, got {s.dtype}{list(s.shape[2:])}")
-    for c in cats:
-        if c.ndim != 2 or not jnp.issubdtype(c.dtype, jnp.unsignedinteger):
-            raise StateError(
-                f"{where}: categorical states must be scalar unsigned integers, got {c.dtype}{list(c.shape[2:])}"
-            )
+    for name, group, kind in (("Spin", spins, "bool"), ("Categorical", cats, "unsigned integer")):
+        for s in group:
+            if s.ndim != 2:
+                raise StateError(f"{name} states must be scalar. ({where}: got {s.dtype}{list(s.shape[2:])} per node)")
+            if not jnp.isdtype(s.dtype, kind):
+                raise StateError(f"{name} states must be {kind}. ({where}: got {s.dtype})")
     return spins, cats
+
+
+def _split_states(states: list, n_spin: int):
+    """THRML 0.1.4's private helper: `(spin states, categorical states)`, raising a
+    `RuntimeError` (a `StateError`) unless spins are scalar bool and categories scalar unsigned.
+
+    **Arguments:**
+
+    - `states`: one interaction's tail states `[n, k]`, spins first.
+    - `n_spin`: how many of them are spins.
+    """
+    return _split_tail_states(states, n_spin, "tail states")
+
+
+def _spin_product(spin_vals: list[Array]) -> Array:
+    """THRML 0.1.4's private helper: the product of spins as int8 +-1 (`jnp.array(1)` for none).
+
+    **Arguments:**
+
+    - `spin_vals`: bool spin states of one shape.
+    """
+    if len(spin_vals) == 0:
+        return jnp.array(1)
+    return jnp.prod(2 * jnp.stack(spin_vals, -1).astype(jnp.int8) - 1, axis=-1)
+
+
+def _batch_gather(x: Array, *idx: Array) -> Array:
+    """THRML 0.1.4's private helper: `x[..., i_1, ..., i_n]` per batch element, for `x` of shape
+    `[*batch, K_1, ..., K_n]` and indices of shape `batch`.
+
+    **Arguments:**
+
+    - `x`: the array.
+    - `idx`: one integer index array per trailing axis.
+    """
+    if len(idx) == 0:
+        return x
+    batch = x.shape[: x.ndim - len(idx)]
+    flat = x.reshape((-1, *x.shape[x.ndim - len(idx) :]))
+    return flat[(jnp.arange(flat.shape[0]),) + tuple(i.reshape(-1) for i in idx)].reshape(batch)
+
+
+def _batch_gather_with_k(x: Array, *idx: Array) -> Array:
+    """THRML 0.1.4's private helper: `_batch_gather` keeping the axis before the gathered ones,
+    `x[..., :, i_1, ..., i_n]` for `x` of shape `[*batch, K, K_1, ..., K_n]`.
+
+    **Arguments:**
+
+    - `x`: the array.
+    - `idx`: one integer index array (shape `batch`) per trailing axis.
+    """
+    batch = x.shape[: x.ndim - len(idx)]
+    if len(batch) == 0:
+        return x
+    k = batch[-1]
+    wide = [jnp.broadcast_to(i[..., None], (*i.shape, k)).reshape(-1) for i in idx]
+    return _batch_gather(x.reshape((-1, *x.shape[x.ndim - len(idx) :])), *wide).reshape(batch)
 
 
 class DiscreteEBMFactor(EBMFactor, WeightedFactor):
@@ -98,14 +156,14 @@ class DiscreteEBMFactor(EBMFactor, WeightedFactor):
         for k, group in enumerate(categorical_node_groups):
             if is_spin.get(group.node_type, False):
                 raise InteractionError(
-                    f"A node type cannot be both spin and categorical: categorical group {k} holds "
-                    f"{group.node_type.__name__}, which is also in a spin group."
+                    f"A node cannot be both categorical and spin. (categorical group {k} holds "
+                    f"{group.node_type.__name__}, which is also in a spin group)"
                 )
             is_spin[group.node_type] = False
         if weights.ndim != 1 + len(categorical_node_groups):
             raise InteractionError(
-                f"The weight tensor must have shape [b, x_1, ..., x_k] with k = {len(categorical_node_groups)} "
-                f"categorical groups; got shape {tuple(weights.shape)}."
+                "The shape of the weight tensor must be [b, x_1, ..., x_k], where k is the length of "
+                f"categorical_node_groups (here {len(categorical_node_groups)}); got shape {tuple(weights.shape)}."
             )
         self.is_spin = is_spin
         self.spin_node_groups = spin_node_groups
@@ -165,6 +223,13 @@ def _slot_pairs(n_spin: int, slot: int):
         yield i, others[slot]
 
 
+def _merge_groups(groups: list[InteractionGroup], n_tail_groups: int | None = None) -> list[InteractionGroup]:
+    """THRML 0.1.4's private helper: discrete interaction groups of one kind merged into one
+    (heads, tails and weights concatenated in order). `n_tail_groups` is accepted for THRML's
+    signature; the tail count is the groups' own."""
+    return _merge(groups)
+
+
 def _merge(groups: list[InteractionGroup]) -> list[InteractionGroup]:
     if len(groups) <= 1:
         return groups
@@ -209,10 +274,11 @@ class SquareCategoricalEBMFactor(SquareDiscreteEBMFactor):
         super().__init__([], node_groups, weights)
 
 
-def _unsupported(sampler, interaction) -> StateError:
+def _unsupported(sampler, interaction) -> InteractionError:
     return InteractionError(
-        f"{type(sampler).__name__} cannot handle an interaction of type {type(interaction).__name__}; "
-        "subclass it and override compute_parameters to handle it (see SpinGibbsConditional)."
+        f"Unsupported interaction found: {type(sampler).__name__} cannot handle an interaction of type "
+        f"{type(interaction).__name__}; subclass it and override compute_parameters to handle it "
+        "(see SpinGibbsConditional)."
     )
 
 
@@ -292,6 +358,43 @@ def discrete_field(
     return jnp.zeros(shape, default_dtype) if acc is None else acc
 
 
+def thrml_field(
+    interactions: list[PyTree], active_flags: list[Array], states: list[list], shape: tuple[int, ...], head_categorical: bool, owner
+) -> Array:
+    """The conditional's field in THRML's arithmetic, so that THRML-stream draws match THRML's
+    bit for bit: per interaction, the terms `w * active * s_1..s_M` of every slot summed with
+    `jnp.sum` over the slot axis (XLA's reduction order, as in THRML), then added interaction by
+    interaction to zeros of the first interaction's weight dtype.
+
+    **Arguments:**
+
+    - `interactions`, `active_flags`, `states`: the block's interactions, masks and tail states.
+    - `shape`: the field's shape, `[n(, K)]`.
+    - `head_categorical`: whether the updated nodes are categorical (trailing K axis, slots on -2).
+    - `owner`: the sampler, for error messages.
+    """
+    acc = jnp.zeros(shape)
+    for i, (interaction, active, state) in enumerate(zip(interactions, active_flags, states)):
+        if not isinstance(interaction, DiscreteEBMInteraction):
+            raise _unsupported(owner, interaction)
+        spins, cats = _split_tail_states(state, interaction.n_spin, f"interaction {i}")
+        w = interaction.weights  # [n, k, (K,) K_1..K_N]
+        if cats:
+            n, k = w.shape[:2]
+            rows, slots = jnp.arange(n)[:, None], jnp.arange(k)[None, :]
+            middle = (slice(None),) if head_categorical else ()
+            w = w[(rows, slots) + middle + tuple(c.astype(jnp.int32) for c in cats)]
+        sign = _spin_product(spins).astype(w.dtype)
+        if head_categorical:
+            partial = jnp.sum(jnp.expand_dims(sign, -1) * w * active[..., None].astype(w.dtype), axis=-2)
+        else:
+            partial = jnp.sum(w * active.astype(w.dtype) * sign, axis=-1)
+        if i == 0:
+            acc = acc.astype(w.dtype)
+        acc = acc + partial
+    return acc
+
+
 def _fold_padding(interactions: list[PyTree], active_flags: list[Array]) -> tuple[list[PyTree], list]:
     """Zero the weights of padding slots, so the batched kernel needs no mask: a padding slot then
     adds +-0, which leaves the field (and so the draw) exactly as the masked sum has it."""
@@ -336,11 +439,17 @@ class SpinGibbsConditional(BernoulliConditional):
         sampler_state: None,
         output_sd: PyTree[jax.ShapeDtypeStruct],
     ) -> PyTree:
+        return thrml_field(interactions, active_flags, states, output_sd.shape, False, self), sampler_state
+
+    def sample_per_node(self, key, node_index, interactions, active_flags, states, sampler_state, output_sd):
+        if type(self).compute_parameters is not SpinGibbsConditional.compute_parameters:
+            return super().sample_per_node(key, node_index, interactions, active_flags, states, sampler_state, output_sd)
+        # the per-node stream sums slot by slot, as its chains-innermost kernel does
         _check_tails(interactions, states)
         gamma = discrete_field(
             interactions, active_flags, _plain_columns(states), output_sd.shape, jnp.float32, False, self
         )
-        return gamma, sampler_state
+        return self.sample_given_parameters_per_node(key, node_index, gamma, sampler_state, output_sd)
 
     def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
         return _is_builtin(self, SpinGibbsConditional, _KERNEL_METHODS) and all(
@@ -384,12 +493,20 @@ class CategoricalGibbsConditional(SoftmaxConditional):
         sampler_state: None,
         output_sd: PyTree[jax.ShapeDtypeStruct],
     ) -> PyTree:
+        self._check_head(interactions)
+        theta = thrml_field(interactions, active_flags, states, (*output_sd.shape, self.n_categories), True, self)
+        return theta, sampler_state
+
+    def sample_per_node(self, key, node_index, interactions, active_flags, states, sampler_state, output_sd):
+        if type(self).compute_parameters is not CategoricalGibbsConditional.compute_parameters:
+            return super().sample_per_node(key, node_index, interactions, active_flags, states, sampler_state, output_sd)
+        # the per-node stream sums slot by slot, as its chains-innermost kernel does
         _check_tails(interactions, states)
         self._check_head(interactions)
         theta = discrete_field(
             interactions, active_flags, _plain_columns(states), (*output_sd.shape, self.n_categories), jnp.float32, True, self
         )
-        return theta, sampler_state
+        return self.sample_given_parameters_per_node(key, node_index, theta, sampler_state, output_sd)
 
     def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
         return _is_builtin(self, CategoricalGibbsConditional, _KERNEL_METHODS) and all(

@@ -112,18 +112,20 @@ class IsingSamplingProgram(FactorSamplingProgram):
         clamped_blocks: list[Block],
         *,
         allow_simultaneous_reads: bool = False,
+        rng: str | None = None,
     ):
         """**Arguments:**
 
         - `ebm`: the model.
         - `free_blocks`: the (super)blocks to sample.
         - `clamped_blocks`: the blocks held fixed.
-        - `allow_simultaneous_reads`: see `BlockSamplingProgram`.
+        - `allow_simultaneous_reads`, `rng`: see `BlockSamplingProgram`.
         """
         spec = BlockGibbsSpec(free_blocks, clamped_blocks, ebm.node_shape_dtypes)
         sampler = SpinGibbsConditional()
         super().__init__(
-            spec, [sampler for _ in spec.free_blocks], ebm.factors, [], allow_simultaneous_reads=allow_simultaneous_reads
+            spec, [sampler for _ in spec.free_blocks], ebm.factors, [], allow_simultaneous_reads=allow_simultaneous_reads,
+            rng=rng,
         )
 
 

@@ -27,7 +27,8 @@ from .run import sample_sharded
 class ShardedProgram(BatchedProgram):
     """A `BlockSamplingProgram` laid out over the `graph` axis of a mesh (see `shard_program`).
     `sample_states` and `sample_with_observation` take one key per chain and states with a
-    leading chain axis, and return what `jax.vmap` of the unsharded call returns, bit for bit.
+    leading chain axis, and return what `jax.vmap` of the unsharded call returns, bit for bit, in
+    the program's random stream (`program.rng`; `with_program(program.with_rng(...))` switches).
 
     **Attributes:**
 
@@ -182,7 +183,9 @@ def _local_tables(program: BlockSamplingProgram, layout: ShardLayout) -> list[Bl
             active.append(jnp.asarray(act))
             positions.append(group)
         node_index = jnp.asarray(np.where(valid, layout.owned[b], 0).astype(np.int32))
-        tables.append(BlockTables(interactions[b], active, positions, node_index))
+        # positions in the block, the THRML stream's counters; padding rows fall outside the block
+        block_rows = jnp.asarray(np.where(valid, layout.owned[b] - spec.block_starts[b], len(spec.free_blocks[b])).astype(np.int32))
+        tables.append(BlockTables(interactions[b], active, positions, node_index, block_rows))
     return tables
 
 

@@ -5,8 +5,9 @@ Every shard runs `distthrml.engine.run_chain` on its local state, `jax.vmap`ped 
 (so the chains-innermost kernel runs whenever the samplers have one), with the sharded plan's
 exchange after each block. Observers observe each shard where it is (`for_shard`) and combine
 the shards once at the end; other observers see the state reassembled at every observation.
-Every node draws its randomness from its program index, so the samples are those of `jax.vmap`
-of the unsharded program, bit for bit.
+Every node draws its randomness from its program index (per-node stream) or from its block's key
+and its position in the block (THRML stream), so the samples are those of `jax.vmap` of the
+unsharded program, bit for bit, in either stream.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def _shard_plan(sprog, tables, part) -> SweepPlan:
     return SweepPlan(
         base.samplers, tables, base.tail_entries, base.entry, tuple(sprog.layout.block_offset[: len(tables)]),
         base.node_sd, base.sampling_order, make_exchange(sprog.layout, part),
+        rng=base.rng, block_size=base.block_size, whole_blocks=False,
     )
 
 
