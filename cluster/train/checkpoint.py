@@ -1,8 +1,8 @@
 """Orbax checkpoints of a training run: one directory per step, saved atomically, the last K kept.
 
 Each step directory holds two Orbax items: `state` (parameters, optimizer state, persistent
-chains, RNG key: a pytree of arrays) and `meta` (JSON: step, data position, config, and a SHA-256
-of the state's bytes). Orbax writes into a temporary directory and renames it when complete, so
+chains, RNG key: a pytree of arrays) and `meta` (JSON: step, data position, config, a SHA-256
+of the state's bytes and one of the metadata itself, whose step must match the directory's). Orbax writes into a temporary directory and renames it when complete, so
 a crash mid-save leaves no step directory that lists as finished; the checksum catches a finished
 directory damaged afterwards (truncated or edited files), and restore then falls back to the
 previous step with a warning.
@@ -37,6 +37,31 @@ def tree_checksum(tree) -> str:
     return h.hexdigest()
 
 
+def meta_checksum(meta: dict) -> str:
+    """SHA-256 of the metadata (every key but `meta_checksum` itself), as canonical JSON."""
+    body = {k: v for k, v in meta.items() if k != "meta_checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def meta_problem(meta, step: int | None) -> str | None:
+    """Why `meta` cannot be trusted (edited, or for another step than its directory's), or None.
+
+    **Arguments:**
+
+    - `meta`: the `meta` item as read.
+    - `step`: the step its directory is named after, or None (a copy with another name).
+    """
+    if not isinstance(meta, dict) or meta.get("meta_checksum") != meta_checksum(meta):
+        return "its metadata does not match the recorded checksum"
+    if step is not None and meta.get("step") != step:
+        return f"its metadata says step {meta.get('step')!r}, its directory step {step}"
+    return None
+
+
+def _dir_step(path: pathlib.Path) -> int | None:
+    return int(path.name) if path.name.isdigit() else None
+
+
 def _restore_args(target) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
 
@@ -59,7 +84,10 @@ def read_checkpoint_dir(path: str | pathlib.Path, target) -> tuple[dict, dict]:
         state, meta = jax.tree.map(np.asarray, out["state"]), out["meta"]
     except Exception as err:  # Orbax raises many types for damaged files
         raise CheckpointError(f"checkpoint {path} is unreadable: {type(err).__name__}: {err}") from err
-    if not isinstance(meta, dict) or meta.get("checksum") != tree_checksum(state):
+    problem = meta_problem(meta, _dir_step(path))
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {problem}")
+    if meta.get("checksum") != tree_checksum(state):
         raise CheckpointError(f"checkpoint {path} is corrupt: its state does not match the recorded checksum")
     return state, meta
 
@@ -99,12 +127,14 @@ class CheckpointStore:
         return self.directory / str(step)
 
     def latest_meta(self) -> dict | None:
-        """The newest readable `meta` item (for the config check), or None."""
+        """The newest readable and intact `meta` item (for the config check), or None."""
         for step in reversed(self.steps()):
             try:
-                return json.loads((self.step_dir(step) / "meta" / "metadata").read_text())
+                meta = json.loads((self.step_dir(step) / "meta" / "metadata").read_text())
             except (OSError, ValueError):
                 continue
+            if meta_problem(meta, step) is None:
+                return meta
         return None
 
     def save(self, step: int, state, meta: dict) -> pathlib.Path:
@@ -118,6 +148,7 @@ class CheckpointStore:
         """
         state = jax.tree.map(np.asarray, state)
         meta = dict(meta, checksum=tree_checksum(state))
+        meta["meta_checksum"] = meta_checksum(meta)
         previous = self.steps()
         try:
             self.manager.save(

@@ -39,22 +39,37 @@ def run(args: argparse.Namespace) -> int:
     """
     import dataclasses
     import logging
+    import sys
 
     from ..ray_launch import wants_ray
-    from .config import load_config
+    from .stops import STOPS, Stopped
 
-    config = load_config(args.config)
-    if args.no_progress:
-        config = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
-    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
     if not wants_ray(args):
-        from .run import train
+        # before JAX loads: a SIGTERM or Ctrl-C during start-up waits for a safe point, then exits
+        STOPS.install()
+        STOPS.hold()
+    try:
+        from .config import load_config
 
-        summary = train(config, args.workdir, force=args.force)
-        if summary["steps"] < summary["total_steps"]:
-            # the loop stopped early (Ctrl-C, SIGTERM) and saved a checkpoint: report an interruption
-            raise KeyboardInterrupt
-        return 0
+        config = load_config(args.config)
+        if args.no_progress:
+            config = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
+        logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
+        if not wants_ray(args):
+            from .run import train
+
+            STOPS.release()
+            summary = train(config, args.workdir, force=args.force)
+            if "stopped_by" in summary:
+                saved = f"; progress saved at step {summary['steps']}" if summary["steps"] else ""
+                print(f"distthrml train: stopped by {summary['stopped_by']}{saved}", file=sys.stderr)
+                return summary["exit_code"]
+            return 0
+    except Stopped as stop:
+        print(f"distthrml train: stopped by {stop} during start-up", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        STOPS.uninstall()
     from ..ray_launch import RayLaunch, launch_training
 
     result = launch_training(

@@ -66,9 +66,13 @@ class MetricsLog:
         self.bar.update(int(row["step"]) - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
-        if self.writer is not None:
-            self.writer.close()
+        """Close the bar and the TensorBoard writer (both, even if the first fails)."""
+        try:
+            self.bar.close()
+        finally:
+            if self.writer is not None:
+                writer, self.writer = self.writer, None
+                writer.close()
 
 
 def _fmt(v) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
-import signal
 import time
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -22,7 +23,9 @@ from . import model as m
 from . import plots
 from . import step as step_lib
 from .config import Config, ConfigError, diff_identity
+from .lock import WorkdirLock
 from .metrics import MetricsLog, read_csv
+from .stops import STOPS, Stopped
 
 OUTPUTS = ["checkpoints", "metrics.csv", "tensorboard", "config.yaml", "summary.json",
            "curves.png", "data.png", "samples.png", "autocorrelation.png"]
@@ -49,10 +52,6 @@ def to_host(x) -> np.ndarray:
 
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
-
-
-class _Stop(Exception):
-    """Raised from the SIGTERM handler so that the loop saves a final checkpoint."""
 
 
 def _initial_state(config: Config, arch: m.Architecture, optimizer) -> TrainState:
@@ -103,6 +102,15 @@ def check_workdir(config: Config, store: ck.CheckpointStore, workdir: pathlib.Pa
     echo(f"--force: moved the earlier run's outputs to {dest}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """The number of finished steps and the state after them: replaced in one assignment, so a
+    stop at any moment saves a state together with its own step."""
+
+    step: int
+    state: TrainState
+
+
 def train(
     config: Config,
     workdir: str | pathlib.Path,
@@ -114,6 +122,10 @@ def train(
     mesh=None,
 ) -> dict:
     """Train the configured Boltzmann machine in `workdir`, resuming from its checkpoints.
+
+    A SIGTERM or SIGINT (in the main thread) lets the current save finish, saves the progress
+    and returns early with `summary["stopped_by"]` naming the signal. Non-finite statistics or
+    parameters save the last finite progress and raise `TrainingDiverged`.
 
     **Arguments:**
 
@@ -131,7 +143,30 @@ def train(
     """
     workdir = pathlib.Path(workdir).absolute()
     primary = jax.process_index() == 0
-    workdir.mkdir(parents=True, exist_ok=True)
+    installed_here = STOPS.install()
+    STOPS.hold()  # start-up: a stop signal waits until there is a loop to stop
+    lock = None
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if primary:
+            lock = WorkdirLock(workdir)
+            lock.acquire()  # before anything in the workdir is read or written
+        return _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpoint, mesh)
+    except Stopped as stop:
+        # stopped before the loop began: nothing new to save
+        echo(f"stopped by {stop} during start-up")
+        return {"steps": None, "total_steps": config.train.steps, "stopped_by": str(stop), "exit_code": stop.exit_code}
+    finally:
+        if lock is not None:
+            lock.release()
+        if installed_here:
+            STOPS.uninstall()
+        else:
+            STOPS.holds = 0
+
+
+def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpoint, mesh) -> dict:
+    """`train` once the workdir is locked; stop signals are held on entry."""
     dataset = data_lib.load_dataset(config.data)
     arch, train_step, pll, template = _compiled(config, dataset.shape, mesh)
     optimizer = step_lib.make_optimizer(config.optim)
@@ -157,38 +192,45 @@ def train(
 
     heldout = jnp.asarray(dataset.heldout)
     base_key = jax.random.wrap_key_data(jnp.asarray(state.key))
-    params, opt_state, chains = state.params, state.opt_state, list(state.chains)
+    progress = Progress(start, TrainState(state.params, state.opt_state, list(state.chains), state.key))
     total = config.train.steps
-    log = MetricsLog(workdir, start, total, tensorboard=config.output.tensorboard,
-                     progress=config.output.progress) if primary else None
     observed = config.train.batch_size * config.sampling.positive_samples + config.sampling.negative_chains * config.sampling.negative_samples
     last_saved = start if restored is not None else -1
-    previous_handler = signal.signal(signal.SIGTERM, _raise_stop) if _main_thread() else None
-    step = start
-    started = previous_time = time.perf_counter()
 
-    def save(at_step: int, row: dict) -> None:
+    def save(at: Progress, row: dict) -> None:
         nonlocal last_saved
-        batch_meta = data_lib.batch_at(dataset.train, at_step, config.train.batch_size, config.data.seed)
+        batch_meta = data_lib.batch_at(dataset.train, at.step, config.train.batch_size, config.data.seed)
         path = None
-        if store is not None:
-            tree = jax.tree.map(to_host, TrainState(params, opt_state, chains, state.key).tree())
-            meta = {"step": at_step, "data_epoch": batch_meta[1], "data_offset": batch_meta[2],
-                    "fingerprint": config.fingerprint(), "identity": config.identity(), "config": config.to_dict()}
-            path = store.save(at_step, tree, meta)
-        last_saved = at_step
-        if on_checkpoint is not None:
-            on_checkpoint(at_step, path, row)
+        with STOPS.held():  # a stop signal lets the save finish, then stops the loop
+            if store is not None:
+                tree = jax.tree.map(to_host, at.state.tree())
+                meta = {"step": at.step, "data_epoch": batch_meta[1], "data_offset": batch_meta[2],
+                        "fingerprint": config.fingerprint(), "identity": config.identity(), "config": config.to_dict()}
+                path = store.save(at.step, tree, meta)
+            last_saved = at.step
+            if on_checkpoint is not None:
+                on_checkpoint(at.step, path, row)
 
     row: dict = {}
-    save_failed = False
+    stop: Stopped | None = None
+    first_error: BaseException | None = None
+    log = None
     try:
-        for step in range(start, total):
+        log = MetricsLog(workdir, start, total, tensorboard=config.output.tensorboard,
+                         progress=config.output.progress) if primary else None
+        started = previous_time = time.perf_counter()
+        STOPS.release()  # from here on a stop signal stops the loop (a pending one does now)
+        while progress.step < total:
+            step = progress.step
             batch, _, _ = data_lib.batch_at(dataset.train, step, config.train.batch_size, config.data.seed)
+            s = progress.state
             params, opt_state, chains, stats = train_step(
-                params, opt_state, chains, jax.random.fold_in(base_key, step), jnp.asarray(batch)
+                s.params, s.opt_state, s.chains, jax.random.fold_in(base_key, step), jnp.asarray(batch)
             )
             stats = {k: float(to_host(v)) for k, v in stats.items()}
+            step_lib.check_finite(stats, step + 1, progress.step)
+            # the new state and its step become current together, only after its stats were read
+            progress = Progress(step + 1, TrainState(params, opt_state, list(chains), s.key))
             now = time.perf_counter()
             # wall time between rows: includes evaluation and saving, not only the jitted step
             row = {"step": step + 1, **stats, "samples_per_s": observed / (now - previous_time), "wall_s": now - started}
@@ -199,39 +241,68 @@ def train(
             if log is not None:
                 log.log(row)
             if (step + 1) % config.train.checkpoint_every == 0:
-                save(step + 1, row)
-            step += 1
-    except (KeyboardInterrupt, _Stop):
-        echo(f"interrupted at step {step}; saving a checkpoint")
-    except ck.CheckpointError:
-        save_failed = True  # do not retry at exit: the error already says what is intact
+                save(progress, row)
+    except Stopped as err:
+        stop = err
+        echo(f"stopped by {err} at step {progress.step}; saving a checkpoint")
+    except BaseException as err:
+        first_error = err
         raise
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        if log is not None:
-            log.close()
-        if step != last_saved and step > 0 and not save_failed:
-            save(step, row)
-        if store is not None:
-            store.close()
+        STOPS.hold()  # the exit save and clean-up run to their end; later signals are ignored
+        cleanup = [lambda: log.close() if log is not None else None]
+        # after a failed save the error already says what is intact: no retry at exit
+        if progress.step != last_saved and progress.step > 0 and not isinstance(first_error, ck.CheckpointError):
+            cleanup.append(lambda: save(progress, row))
+        cleanup.append(lambda: store.close() if store is not None else None)
+        _run_cleanup(cleanup, first_error)
+        STOPS.pending = None
 
-    summary = {"steps": step, "total_steps": total}
-    if step >= total:
-        summary.update(_finish(config, workdir, arch, dataset, params, chains, base_key, pll, echo, primary, template))
+    summary = {"steps": progress.step, "total_steps": total}
+    if stop is not None:
+        summary.update(stopped_by=str(stop), exit_code=stop.exit_code)
+    if progress.step >= total:
+        s = progress.state
+        summary.update(_finish(config, workdir, arch, dataset, s.params, s.chains, base_key, pll, echo, primary, template))
     if primary:
-        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_summary(workdir / "summary.json", summary)
     return summary
 
 
-def _main_thread() -> bool:
-    import threading
+def _run_cleanup(steps: list[Callable], first_error: BaseException | None) -> None:
+    """Run every clean-up step. The first error (the run's own, else the first clean-up one) is
+    what the caller sees; later ones are only warned about, so clean-up never hides it.
 
-    return threading.current_thread() is threading.main_thread()
+    **Arguments:**
+
+    - `steps`: callables run in order, each whatever happens to the others.
+    - `first_error`: the error already propagating, or None.
+    """
+    raised = None
+    for fn in steps:
+        try:
+            fn()
+        except Exception as err:
+            if first_error is None and raised is None:
+                raised = err
+            else:
+                first = first_error or raised
+                warnings.warn(f"while cleaning up after {type(first).__name__}: {type(err).__name__}: {err}",
+                              stacklevel=2)
+    if raised is not None:
+        raise raised
 
 
-def _raise_stop(signum, frame):
-    raise _Stop()
+def write_summary(path: pathlib.Path, summary: dict) -> None:
+    """Write `summary.json` as strict JSON: non-finite numbers become null.
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `summary`: a flat dict of JSON-able values.
+    """
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    path.write_text(json.dumps(clean, indent=2, allow_nan=False))
 
 
 def _finish(config, workdir, arch, dataset, params, chains, base_key, pll, echo, primary, template) -> dict:

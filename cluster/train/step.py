@@ -9,6 +9,7 @@ leading chain axis; unsharded ones are `jax.vmap`ped over chains: the two give t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -18,6 +19,7 @@ import optax
 
 import distthrml as dt
 from distthrml.chains import map_chains
+from distthrml.errors import DistThrmlError
 from distthrml.observers import AbstractObserver, MomentAccumulatorObserver
 
 from . import model as m
@@ -86,13 +88,39 @@ def make_train_step(arch: m.Architecture, sampling, optimizer: optax.GradientTra
         grads = {"biases": -beta * (pos_b - neg_b), "weights": -beta * (pos_w - neg_w)}
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        stats = {"moment_gap": jnp.mean(jnp.abs(pos_w - neg_w)), "grad_norm": optax.tree.norm(grads)}
+        # computed on device: the loop checks one flag instead of copying the parameters
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+        stats = {"moment_gap": jnp.mean(jnp.abs(pos_w - neg_w)), "grad_norm": optax.tree.norm(grads),
+                 "params_finite": finite.astype(jnp.float32)}
         return params, opt_state, new_chains, stats
 
     # the template is an argument, not a closure: in a multi-process run its tables are global
     # arrays, which jit may not close over
     jitted = eqx.filter_jit(step)
     return lambda params, opt_state, chains, key, batch: jitted(params, opt_state, chains, key, batch, template)
+
+
+class TrainingDiverged(DistThrmlError):
+    """The loss or the parameters became non-finite; the last finite state is saved."""
+
+
+def check_finite(stats: dict, step: int, saved_step: int) -> None:
+    """Raise `TrainingDiverged` if step `step`'s statistics or parameters are not finite.
+
+    **Arguments:**
+
+    - `stats`: the step's statistics as floats (with the `params_finite` flag).
+    - `step`: the step that produced them.
+    - `saved_step`: the last finite step, which the caller saves.
+    """
+    bad = [k for k, v in stats.items() if not math.isfinite(v)]
+    if stats.get("params_finite", 1.0) != 1.0:
+        bad.append("parameters")
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged at step {step} (non-finite {', '.join(bad)}); the checkpoint of step {saved_step} "
+            "holds the last finite state: lower optim.learning_rate or model.beta"
+        )
 
 
 def make_optimizer(config) -> optax.GradientTransformation:

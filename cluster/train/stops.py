@@ -1,0 +1,89 @@
+"""Graceful stops: SIGTERM and SIGINT become a `Stopped` exception at a safe point of the loop.
+
+A signal that arrives while stops are held (start-up, a checkpoint save) is remembered and
+raised when the hold ends, so a save is never cut in half and start-up never dies mid-import.
+`Stopped` derives from `BaseException`: handlers of ordinary errors (a failed save) cannot
+swallow it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived; `signum` says which, `exit_code` is the shell's 128 + signum.
+
+    **Arguments:**
+
+    - `signum`: the signal's number.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """The process's SIGTERM/SIGINT handler with a hold count (one instance: `STOPS`)."""
+
+    def __init__(self):
+        self.pending: int | None = None
+        self.holds = 0
+        self.installed = False
+
+    def _handler(self, signum, frame):
+        if self.holds:
+            self.pending = self.pending or signum  # the first one decides the exit code
+            return
+        raise Stopped(signum)
+
+    def install(self) -> bool:
+        """Install the handler (main thread only; idempotent). Returns True if done here."""
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return False
+        for s in SIGNALS:
+            signal.signal(s, self._handler)
+        self.installed = True
+        return True
+
+    def uninstall(self) -> None:
+        """Restore the default SIGTERM action and Python's KeyboardInterrupt for SIGINT."""
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
+        self.pending, self.holds = None, 0
+
+    def hold(self) -> None:
+        """Defer stop signals until the matching `release`."""
+        self.holds += 1
+
+    def release(self) -> None:
+        """End one hold; raise `Stopped` now if a signal came during the last one."""
+        self.holds = max(0, self.holds - 1)
+        if not self.holds and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Stopped(signum)
+
+    @contextlib.contextmanager
+    def held(self):
+        """`with STOPS.held():` defers stop signals inside and raises a pending one at its end."""
+        self.hold()
+        try:
+            yield
+        except BaseException:
+            self.holds = max(0, self.holds - 1)  # already unwinding: a pending stop waits for the next release
+            raise
+        self.release()
+
+
+STOPS = StopSignals()
