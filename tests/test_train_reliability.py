@@ -201,3 +201,56 @@ def test_summary_json_is_strict():
         path = pathlib.Path(d) / "summary.json"
         write_summary(path, {"a": float("nan"), "b": float("-inf"), "c": 1.5, "d": "x"})
         assert json.loads(path.read_text()) == {"a": None, "b": None, "c": 1.5, "d": "x"}
+
+
+# ---- disk full (item 6)
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (we may run as root), unmounted afterwards; skips where mounting is refused."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(path: pathlib.Path, leave: int) -> None:
+    """Fill the file system of `path` up to `leave` free bytes (about)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError:
+        pass
+    os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
+    os.close(fd)
+
+
+def _disk_full_run(small_disk, tmp_path, leave: int) -> list[str]:
+    raw = small(output={"tensorboard": True}, train={"steps": 20})
+    train(config_from_dict(raw), small_disk / "w", echo=QUIET)
+    raw["train"]["steps"] = 40
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    _fill(small_disk / "filler", leave)
+    result = subprocess.run(_cmd(tmp_path / "c.yaml", small_disk / "w"), cwd=REPO, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 2, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("distthrml")]
+
+
+def test_disk_full_during_a_save_reports_the_checkpoint_error(small_disk, tmp_path):
+    # room for the metrics and TensorBoard events, not for a checkpoint (about 80 KB)
+    lines = _disk_full_run(small_disk, tmp_path, 40_000)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("distthrml: error: saving checkpoint step 30"), lines
+    assert "previous checkpoint (step 20) is intact" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_disk_full_at_start_is_one_line(small_disk, tmp_path):
+    lines = _disk_full_run(small_disk, tmp_path, 0)
+    assert len(lines) == 1 and lines[0].startswith("distthrml: error:"), lines
