@@ -122,11 +122,21 @@ def test_ctrl_c_of_a_real_process(tmp_path):
                              "from cluster.run import cli as r\n"
                              "r.run = lambda args: (print('ready', flush=True), time.sleep(60))\n"
                              f"sys.exit(c.main(['run', {str(RUN_CONFIG)!r}]))"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            # a test runner started in the background inherits SIGINT ignored, and
+                            # Python then keeps it ignored: give the child a terminal's default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    # "ready" is printed from inside the handler, so Python's SIGINT handler is in place; under
+    # load the signal can still land before the sleep starts, so it is resent, boundedly
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+    _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and err == "distthrml run: interrupted\n", err
 
 
