@@ -39,6 +39,7 @@ class StopSignals:
         self.pending: int | None = None
         self.holds = 0
         self.installed = False
+        self.previous: dict = {}
 
     def _handler(self, signum, frame):
         if self.holds:
@@ -50,16 +51,15 @@ class StopSignals:
         """Install the handler (main thread only; idempotent). Returns True if done here."""
         if self.installed or threading.current_thread() is not threading.main_thread():
             return False
-        for s in SIGNALS:
-            signal.signal(s, self._handler)
+        self.previous = {s: signal.signal(s, self._handler) for s in SIGNALS}
         self.installed = True
         return True
 
     def uninstall(self) -> None:
-        """Restore the default SIGTERM action and Python's KeyboardInterrupt for SIGINT."""
+        """Restore the handlers that `install` replaced."""
         if self.installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for s, handler in self.previous.items():
+                signal.signal(s, handler if handler is not None else signal.SIG_DFL)
             self.installed = False
         self.pending, self.holds = None, 0
 
