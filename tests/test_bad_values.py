@@ -67,3 +67,41 @@ def test_ising_ebm_refuses_non_finite_and_self_loops():
         IsingEBM(nodes, [(nodes[0], nodes[1])], jnp.zeros(2), jnp.ones(1), jnp.array(jnp.inf))
     with pytest.raises(ParameterError, match="self-loop"):
         IsingEBM(nodes, [(nodes[0], nodes[0])], jnp.zeros(2), jnp.ones(1), jnp.array(1.0))
+
+
+def test_train_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
+    from cluster.cli import main
+
+    workdir = tmp_path / "file"
+    workdir.write_text("x")
+    assert main(["train", str(TRAIN), "--workdir", str(workdir)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_huge_autocorrelation_buffer_is_refused(tmp_path, capsys):
+    from cluster.cli import main
+
+    path = _train_config(tmp_path, "output", "autocorrelation_sweeps", 10**9)
+    assert main(["train", str(path), "--workdir", str(tmp_path / "w")]) == 2
+    assert "output.autocorrelation_sweeps" in capsys.readouterr().err
+
+
+def test_run_devices_are_capped(tmp_path, capsys):
+    from cluster.cli import main
+
+    raw = yaml.safe_load((TRAIN.parent / "quickstart.yaml").read_text())
+    raw["devices"] = 100000
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path)]) == 2
+    assert "devices" in capsys.readouterr().err
+
+
+def test_edge_weight_beyond_float32_is_refused(tmp_path):
+    from cluster.workloads.schema import ModelConfig
+    from cluster.workloads.graphs import model_graph
+
+    path = tmp_path / "e.txt"
+    path.write_text("0 1 1e300\n1 2 1.0\n")
+    with pytest.raises(ConfigError, match="1e30"):
+        model_graph(ModelConfig(kind="edge_list", path=str(path), weights=2))

@@ -118,4 +118,7 @@ def _weights(path: pathlib.Path, column: int | None) -> np.ndarray | None:
     if not np.all(np.isfinite(weights)):
         raise ConfigError(f"model.weights: column {column} of edge list {path} has a non-finite weight "
                           f"(edge {int(np.flatnonzero(~np.isfinite(weights))[0])})")
+    if np.any(np.abs(weights) > 1e30):  # they become float32 couplings: keep them well inside its range
+        raise ConfigError(f"model.weights: column {column} of edge list {path} has a weight beyond +-1e30 "
+                          f"(edge {int(np.flatnonzero(np.abs(weights) > 1e30)[0])})")
     return weights
