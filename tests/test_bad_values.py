@@ -105,3 +105,13 @@ def test_edge_weight_beyond_float32_is_refused(tmp_path):
     path.write_text("0 1 1e300\n1 2 1.0\n")
     with pytest.raises(ConfigError, match="1e30"):
         model_graph(ModelConfig(kind="edge_list", path=str(path), weights=2))
+
+
+def test_duplicate_undirected_edges_are_refused(tmp_path):
+    from cluster.workloads.schema import ModelConfig
+    from cluster.workloads.graphs import model_graph
+
+    path = tmp_path / "e.txt"
+    path.write_text("0 1\n1 2\n1 0\n")
+    with pytest.raises(ConfigError, match=r"edge \(0, 1\) more than once"):
+        model_graph(ModelConfig(kind="edge_list", path=str(path)))
