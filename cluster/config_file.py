@@ -107,9 +107,35 @@ def read_yaml(path: str | pathlib.Path) -> Any:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not a text file (byte {err.start} is not UTF-8); a config is a YAML text file") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}:{_yaml_position(err)} not valid YAML: {_yaml_problem(err)}") from None
+
+
+MAX_ALIASES = 100  # alias expansions a config may use; a few kilobytes of nested aliases can expand to gigabytes
+FLOAT32_BOUND = 1e30  # config numbers become float32: bound them well inside its range (3.4e38)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate mapping keys (naming the key and line) and more than
+    `MAX_ALIASES` alias uses (an alias bomb)."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.events.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"line {mark.line + 1}: more than {MAX_ALIASES} YAML aliases (refused: alias expansion can exhaust memory)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_position(err: yaml.YAMLError) -> str:
@@ -188,6 +214,8 @@ def check_value(value: Any, want: type, name: str, optional: bool) -> Any:
         raise ConfigError(f"'{name}' must be {want.__name__}{null}, got {value!r}")
     if want is float and not math.isfinite(value):
         raise ConfigError(f"'{name}' must be finite, got {value!r}")
+    if want is float and abs(value) > FLOAT32_BOUND:
+        raise ConfigError(f"'{name}' must be within +-{FLOAT32_BOUND:g} (it becomes float32), got {value!r}")
     return value
 
 

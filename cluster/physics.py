@@ -17,6 +17,8 @@ def onsager_energy_per_spin(beta: float, coupling: float = 1.0) -> float:
     - `coupling`: J.
     """
     x = 2.0 * beta * coupling
+    if x == 0.0:
+        return 0.0  # the infinite-temperature limit: independent spins, no energy
     s, c = np.sinh(x), np.cosh(x)
     # K is evaluated through 1 - k^2 = ((s^2 - 1) / c^2)^2, exact near the critical point where
     # k^2 itself rounds to 1 and K(1) = inf would turn the (vanishing) product into nan

@@ -28,6 +28,7 @@ from .conditional_samplers import SoftmaxConditional as SoftmaxConditional
 from .errors import BlockError as BlockError
 from .errors import DistThrmlError as DistThrmlError
 from .errors import InteractionError as InteractionError
+from .errors import ParameterError as ParameterError
 from .errors import ProgramError as ProgramError
 from .errors import StateError as StateError
 from .factor import AbstractFactor as AbstractFactor

@@ -41,3 +41,7 @@ class ProgramError(DistThrmlError):
 
 class ShardingError(DistThrmlError):
     """A partition, mesh or batch does not fit a sharded program."""
+
+
+class ParameterError(DistThrmlError):
+    """A concrete model parameter (weight, bias, beta) is NaN or infinite, or an edge is a self loop."""

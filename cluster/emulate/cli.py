@@ -114,7 +114,7 @@ def write_outputs(report: dict, result: dict, out: pathlib.Path, plots: bool) ->
     out.mkdir(parents=True, exist_ok=True)
     files = ["emulation.json", "report.txt"]
     # write-then-rename, so that a crash never leaves a half-written report over a good one
-    for name, text in (("emulation.json", json.dumps(jsonable(report), indent=1)), ("report.txt", format_report(report) + "\n")):
+    for name, text in (("emulation.json", json.dumps(jsonable(report), indent=1, allow_nan=False)), ("report.txt", format_report(report) + "\n")):
         tmp = out / (name + ".tmp")
         tmp.write_text(text)
         tmp.replace(out / name)

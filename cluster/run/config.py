@@ -25,6 +25,9 @@ from ..workloads.schema import ModelConfig, model_keys, parse_model
 PARTITION_METHODS = ("metis", "random", "contiguous")
 
 
+MAX_DEVICES = 1024  # XLA segfaults creating ~1e5 host devices
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     """`sampling:` chains, schedule (`warmup` sweeps, then `samples` observations one every
@@ -139,6 +142,8 @@ def _validate_rest(config: RunConfig) -> None:
     if isinstance(config.devices, int):
         if config.devices < 1:
             raise ConfigError(f"devices must be >= 1, got {config.devices}")
+        if config.devices > MAX_DEVICES:
+            raise ConfigError(f"devices must be <= {MAX_DEVICES} (emulated CPU devices), got {config.devices}")
         check_device_count(config, config.devices)
     if out.snapshots < 1:
         raise ConfigError(f"output.snapshots must be >= 1, got {out.snapshots}")

@@ -45,7 +45,7 @@ class Staging:
 
     def json(self, name: str, data: dict) -> None:
         """Stage a JSON file."""
-        self.path(name).write_text(json.dumps(data, indent=2) + "\n")
+        self.path(name).write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
     def __exit__(self, kind, error, trace) -> None:
         try:

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
         STOPS.hold()
     try:
         from .config import load_config
+        from .inputs import check_training_inputs
 
         config = load_config(args.config)
+        check_training_inputs(config, args.workdir)  # on the driver, before training or Ray starts
         if args.no_progress:
             config = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))
         logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO

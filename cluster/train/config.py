@@ -119,6 +119,10 @@ def config_from_dict(raw: dict) -> Config:
     return config
 
 
+MAX_LEARNING_RATE = 10.0  # beyond this a step overshoots any sensible PLL
+MAX_BETA = 1e3  # larger inverse temperatures overflow float32 energies to NaN
+
+
 def _check(c: Config) -> None:
     def need(ok: bool, msg: str) -> None:
         if not ok:
@@ -131,7 +135,11 @@ def _check(c: Config) -> None:
     need(c.model.graph != "npz" or bool(c.model.graph_path), "model.graph_path is required when model.graph is 'npz'")
     need(c.model.hidden_rows >= 1 and c.model.hidden_cols >= 1, "model.hidden_rows and model.hidden_cols must be >= 1")
     need(c.optim.optimizer in ("adam", "sgd"), f"optim.optimizer must be 'adam' or 'sgd', got {c.optim.optimizer!r}")
-    need(c.optim.learning_rate > 0, "optim.learning_rate must be > 0")
+    need(0 < c.optim.learning_rate <= MAX_LEARNING_RATE, f"optim.learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got {c.optim.learning_rate}")
+    need(0 < c.model.beta <= MAX_BETA, f"model.beta must be in (0, {MAX_BETA:g}], got {c.model.beta}")
+    need(0 < c.data.threshold < 1, f"data.threshold must be in (0, 1), got {c.data.threshold}")
+    for name, seed in (("data.seed", c.data.seed), ("train.seed", c.train.seed)):
+        need(0 <= seed < 2**32, f"{name} must be in [0, 2**32), got {seed}")
     for name in ("negative_chains", "negative_samples", "negative_steps_per_sample", "positive_samples", "positive_steps_per_sample"):
         need(getattr(c.sampling, name) >= 1, f"sampling.{name} must be >= 1")
     for name in ("steps", "batch_size", "checkpoint_every", "keep_last", "eval_every"):

@@ -69,9 +69,13 @@ def load_dataset(config: DataConfig) -> Dataset:
         x, shape, name = load_digits().images.reshape(-1, 64), (8, 8), "sklearn digits 8x8"
     else:
         (x, shape), name = _load_npz(config.path), pathlib.Path(config.path).name
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"data.path: {name} holds NaN or infinite values")
     x = _binarise(x, config.threshold)
     order = np.random.default_rng(config.seed).permutation(len(x))
     n_held = max(1, int(round(config.holdout_fraction * len(x))))
+    if n_held >= len(x):
+        raise ConfigError(f"data.holdout_fraction {config.holdout_fraction} leaves no training examples of {len(x)}")
     return Dataset(x[order[n_held:]], x[order[:n_held]], shape, name)
 
 

@@ -101,6 +101,13 @@ def _edge_list(path: pathlib.Path, weights: int | None) -> np.ndarray:
             f"model.path: edge list {path} has {loops.size} self loop(s), the first at node {int(edges[loops[0], 0])} "
             f"(edge {int(loops[0])})"
         )
+    pairs = np.sort(edges, axis=1)
+    _, first, counts = np.unique(pairs, axis=0, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        dup = pairs[first[np.flatnonzero(counts > 1)[0]]]
+        # both orientations (or a repeat) of one edge would silently double its coupling
+        raise ConfigError(f"model.path: edge list {path} lists edge ({int(dup[0])}, {int(dup[1])}) more than once "
+                          "(in either orientation); list every undirected edge once")
     if weights is not None and path.suffix == ".npy":
         raise ConfigError(f"model.weights: {path} is a .npy array of node pairs; weights need a text edge list")
     return edges
@@ -118,4 +125,7 @@ def _weights(path: pathlib.Path, column: int | None) -> np.ndarray | None:
     if not np.all(np.isfinite(weights)):
         raise ConfigError(f"model.weights: column {column} of edge list {path} has a non-finite weight "
                           f"(edge {int(np.flatnonzero(~np.isfinite(weights))[0])})")
+    if np.any(np.abs(weights) > 1e30):  # they become float32 couplings: keep them well inside its range
+        raise ConfigError(f"model.weights: column {column} of edge list {path} has a weight beyond +-1e30 "
+                          f"(edge {int(np.flatnonzero(np.abs(weights) > 1e30)[0])})")
     return weights

@@ -21,7 +21,7 @@ from ..block_sampling import (
     sample_with_observation,
 )
 from ..chains import map_chains
-from ..errors import BlockError, InteractionError
+from ..errors import BlockError, InteractionError, ParameterError
 from ..factor import FactorSamplingProgram
 from ..observers import MomentAccumulatorObserver
 from ..pgm import AbstractNode
@@ -89,6 +89,9 @@ class IsingEBM(AbstractFactorizedEBM):
             raise InteractionError(f"biases have shape {tuple(biases.shape)}, expected ({len(node_block)},) (one per node)")
         if weights.shape != (len(edge_blocks[0]),):
             raise InteractionError(f"weights have shape {tuple(weights.shape)}, expected ({len(edge_blocks[0])},) (one per edge)")
+        _check_finite(biases=biases, weights=weights, beta=beta)
+        if len(edges) and any(a is b for a, b in zip(edge_blocks[0], edge_blocks[1])):
+            raise ParameterError("IsingEBM: a self-loop edge (a node coupled to itself) pins its node; remove it")
         super().__init__({node_block.node_type: jax.ShapeDtypeStruct((), jnp.bool_)})
         self.nodes, self.edges = nodes, edges
         self.biases, self.weights, self.beta = biases, weights, beta
@@ -310,3 +313,20 @@ def estimate_kl_grad(
     grad_b = -beta * (jnp.mean(pos_b, axis=(0, 1), dtype=float_type) - jnp.mean(neg_b, axis=0, dtype=float_type))
     grad_w = -beta * (jnp.mean(pos_w, axis=(0, 1), dtype=float_type) - jnp.mean(neg_w, axis=0, dtype=float_type))
     return grad_w, grad_b, (pos_b, pos_w), (neg_b, neg_w)
+
+
+def _check_finite(**arrays: Array) -> None:
+    """Raise `ParameterError` naming the first concrete array with a NaN or inf; tracers (inside
+    `jit`) are skipped, since their values are unknown at trace time.
+
+    **Arguments:**
+
+    - `arrays`: name -> parameter array.
+    """
+    import numpy as np
+
+    for name, value in arrays.items():
+        if isinstance(value, jax.core.Tracer):
+            continue
+        if not np.all(np.isfinite(np.asarray(value))):
+            raise ParameterError(f"IsingEBM: {name} must be finite (got a NaN or inf)")
