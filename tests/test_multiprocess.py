@@ -1,5 +1,6 @@
 """A sharded run across real processes (jax.distributed, gloo) samples what one process samples."""
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -56,3 +57,14 @@ def test_pinned_ranks_run_on_their_own_cpus():
     assert [d.stdout.split() for d in done] == [[f"[{cpus[0]}]", str(cpus[0])], [f"[{cpus[1]}]", str(cpus[1])]]
     with pytest.raises(ValueError, match="need"):
         launch_local(["true"], n_processes=len(cpus) + 1, cpus_per_process=1)
+
+
+def test_a_local_launch_listens_on_loopback_only(tmp_path):
+    """The coordinator of `launch_local` (and every other socket rank 0 listens on) binds
+    127.0.0.1, not every interface: they are unauthenticated services."""
+    out = tmp_path / "listening.txt"
+    script = str(Path(__file__).parent / "listening_sockets.py")
+    launch_local([sys.executable, script, str(out)], n_processes=2, devices_per_process=1, timeout=300)
+    sockets = [line.split() for line in out.read_text().splitlines()]
+    assert sockets, "rank 0 reported no listening socket: the coordinator should be one"
+    assert all(ipaddress.ip_address(host).is_loopback for host, _ in sockets), sockets

@@ -35,7 +35,12 @@ def initialize_cpu(coordinator_address: str, num_processes: int, process_id: int
     jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.config.update("jax_num_cpu_devices", int(local_devices))
-    jax.distributed.initialize(coordinator_address, int(num_processes), int(process_id))
+    # jax binds process 0's coordinator to every interface unless told otherwise; bind it to the
+    # host the other processes were given (127.0.0.1 for local launches) so nothing else can reach it
+    jax.distributed.initialize(
+        coordinator_address, int(num_processes), int(process_id),
+        coordinator_bind_address=coordinator_address,
+    )
 
 
 def initialize_from_env() -> bool:
