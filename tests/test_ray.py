@@ -79,12 +79,17 @@ def test_ray_train_survives_sigkill_of_a_worker(tmp_path):
     assert_trees_equal(a, b)
 
 
+# the CLIs of this interpreter's environment, also when its bin/ is not on PATH
+RAY = str(pathlib.Path(sys.executable).parent / "ray")
+DISTTHRML = str(pathlib.Path(sys.executable).parent / "distthrml")
+
+
 @pytest.fixture
 def ray_head(tmp_path):
     """A real `ray start --head` on 127.0.0.1, stopped (its process group only) afterwards."""
     port, dashboard = free_port(), free_port()
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
          "--num-cpus", "2", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats"],
         stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -93,7 +98,7 @@ def ray_head(tmp_path):
     from ray.job_submission import JobSubmissionClient
 
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a head starts in 10-60 s, longer on a loaded machine
     client = None
     while time.monotonic() < deadline and client is None:
         try:
@@ -122,8 +127,8 @@ def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
     workdir = tmp_path / "job"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")}
     subprocess.run(
-        ["ray", "job", "submit", "--address", address, "--submission-id", "distthrml-test", "--no-wait", "--",
-         "distthrml", "train", str(config), "--workdir", str(workdir)],
+        [RAY, "job", "submit", "--address", address, "--submission-id", "distthrml-test", "--no-wait", "--",
+         DISTTHRML, "train", str(config), "--workdir", str(workdir)],
         check=True, capture_output=True, env=env,
     )
     deadline = time.monotonic() + 400

@@ -53,14 +53,16 @@ def params_of(workdir: pathlib.Path, step: int | None = None) -> dict:
     return step, meta
 
 
-def load_state(workdir: pathlib.Path, step: int):
-    # read the raw arrays back with the layout of a fresh run of the same config
+def load_state(workdir: pathlib.Path, step: int, config=None):
+    # read the raw arrays back with the layout of a fresh run of the same config (default: the
+    # checkpoint's own, which must pass validation)
     from cluster.train import data as data_lib, model as m, step as step_lib
     from cluster.train.run import _initial_state, to_host
     import jax
 
-    meta = json.loads((workdir / "checkpoints" / str(step) / "meta" / "metadata").read_text())
-    config = config_from_dict(meta["config"])
+    if config is None:
+        meta = json.loads((workdir / "checkpoints" / str(step) / "meta" / "metadata").read_text())
+        config = config_from_dict(meta["config"])
     ds = data_lib.load_dataset(config.data)
     arch = m.build_architecture(ds.shape, config.model)
     target = jax.tree.map(to_host, _initial_state(config, arch, step_lib.make_optimizer(config.optim)).tree())

@@ -1,6 +1,7 @@
 """Issue 17: graceful stops resume bit for bit, checkpoint metadata is checked, one trainer per
 workdir, disk-full errors stay readable, and divergence stops with a named error."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -61,11 +63,16 @@ def _stop_at(config, workdir, signum, point: str, delay: float = 0.0) -> subproc
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _check_stopped_and_resume(result, signum, config, workdir, reference, in_process=False):
-    assert result.returncode == 128 + signum, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("distthrml train: stopped by"), result.stderr
+def _check_stopped_and_resume(result, signum, config, workdir, reference, in_process=False, early_ok=False):
+    if early_ok and result.returncode in (-signum, 130):
+        # the signal beat the interpreter to the handler (its own start-up, before distthrml's
+        # code runs): the default action, or Python's KeyboardInterrupt, ended it before any output
+        assert not (workdir / "checkpoints").is_dir() or not saved_steps(workdir / "checkpoints"), result.stderr
+    else:
+        assert result.returncode == 128 + signum, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines and lines[-1].startswith("distthrml train: stopped by"), result.stderr
     steps = saved_steps(workdir / "checkpoints") if (workdir / "checkpoints").is_dir() else []
     # every saved checkpoint's metadata step names its own state: resuming ends bit-identical
     if in_process:  # the same code as the CLI, without a second start-up
@@ -115,7 +122,7 @@ def test_graceful_stops_at_many_points_resume_bit_identical(tmp_path, long_refer
         result = _stop_at(config, workdir, signum, point, delay)
         if result.returncode == 0:  # the signal came after the run finished: nothing to test
             continue
-        _check_stopped_and_resume(result, signum, config, workdir, reference)
+        _check_stopped_and_resume(result, signum, config, workdir, reference, early_ok=point == "startup")
 
 
 # ---- checkpoint metadata (item 4)
@@ -179,19 +186,22 @@ def test_second_trainer_on_a_workdir_is_refused(tmp_path, long_reference, capsys
 
 # ---- divergence and strict JSON (item 7)
 
-def test_divergence_stops_with_a_named_error_after_saving_the_last_finite_state(tmp_path, capsys):
-    raw = small(optim={"learning_rate": 1e38})  # adam: about ±1e38 a step, inf in float32 within a few
+def test_divergence_stops_with_a_named_error_after_saving_the_last_finite_state(tmp_path):
+    # configs bound the learning rate (<= 10), so set an absurd one past validation: the loop's own
+    # check must catch what the validator cannot foresee (adam: about +-1e29 a step; energies overflow float32 within a few)
+    valid = config_from_dict(small())
+    config = dataclasses.replace(valid, optim=dataclasses.replace(valid.optim, learning_rate=1e38))
     with pytest.raises(TrainingDiverged, match=r"diverged at step \d+ .*non-finite"):
-        train(config_from_dict(raw), tmp_path, echo=QUIET)
+        train(config, tmp_path, echo=QUIET)
     steps = saved_steps(tmp_path / "checkpoints")
     assert steps
-    state, _ = load_state(tmp_path, steps[-1])
-    assert all(np.all(np.isfinite(np.asarray(x))) for x in __import__("jax").tree.leaves(state["params"]))
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
-    # the CLI: resumes from that checkpoint, diverges again, one line, status 2
-    assert cli_main(["train", str(tmp_path / "c.yaml"), "--workdir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "distthrml: error: training diverged" in err, err
+    state, _ = load_state(tmp_path, steps[-1], config)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state["params"]))
+    # a rerun resumes from that finite checkpoint and diverges again, with a one-line message
+    with pytest.raises(TrainingDiverged) as again:
+        train(config, tmp_path, echo=QUIET)
+    assert "\n" not in str(again.value)
+    assert saved_steps(tmp_path / "checkpoints")[-1] == steps[-1]
 
 
 def test_summary_json_is_strict():
