@@ -98,7 +98,7 @@ def ray_head(tmp_path):
     from ray.job_submission import JobSubmissionClient
 
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.monotonic() + 300  # a head starts in 10-60 s, longer on a loaded machine
+    deadline = time.monotonic() + 120
     client = None
     while time.monotonic() < deadline and client is None:
         try:
