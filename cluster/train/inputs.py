@@ -10,6 +10,10 @@ from ..resources import check_fits
 from .config import Config
 
 BYTES = 4  # float32 parameters and states, the widest per-element type of a chain
+# rough upper bounds, before the dataset is read: couplings per hidden node, and visible pixels
+# (the shipped datasets have at most 28 x 28 = 784)
+COUPLINGS_PER_HIDDEN = 64
+VISIBLE_BOUND = 1024
 
 
 def check_training_inputs(config: Config, workdir: str | pathlib.Path) -> None:
@@ -25,8 +29,8 @@ def check_training_inputs(config: Config, workdir: str | pathlib.Path) -> None:
         raise ConfigError(f"--workdir {path} is a file, not a directory")
     m, s = config.model, config.sampling
     hidden = m.hidden_rows * m.hidden_cols
-    check_fits(hidden * BYTES * 64, "the hidden layer and its couplings", "model.hidden_rows")
-    chain_bytes = s.negative_chains * (hidden + 1024) * BYTES
+    check_fits(hidden * BYTES * COUPLINGS_PER_HIDDEN, "the hidden layer and its couplings", "model.hidden_rows")
+    chain_bytes = s.negative_chains * (hidden + VISIBLE_BOUND) * BYTES
     check_fits(chain_bytes * max(s.negative_samples, 1), "the negative chains' samples", "sampling.negative_chains")
     check_fits(config.output.autocorrelation_sweeps * chain_bytes, "the autocorrelation buffer",
                "output.autocorrelation_sweeps")

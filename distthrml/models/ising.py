@@ -12,6 +12,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Bool, Key
 
+from .._arrays import is_concrete
 from ..block_management import Block, NodeIndex
 from ..block_sampling import (
     BlockGibbsSpec,
@@ -90,7 +91,7 @@ class IsingEBM(AbstractFactorizedEBM):
         if weights.shape != (len(edge_blocks[0]),):
             raise InteractionError(f"weights have shape {tuple(weights.shape)}, expected ({len(edge_blocks[0])},) (one per edge)")
         _check_finite(biases=biases, weights=weights, beta=beta)
-        if len(edges) and any(a is b for a, b in zip(edge_blocks[0], edge_blocks[1])):
+        if np.any(edge_blocks[0].ids == edge_blocks[1].ids):
             raise ParameterError("IsingEBM: a self-loop edge (a node coupled to itself) pins its node; remove it")
         super().__init__({node_block.node_type: jax.ShapeDtypeStruct((), jnp.bool_)})
         self.nodes, self.edges = nodes, edges
@@ -323,10 +324,6 @@ def _check_finite(**arrays: Array) -> None:
 
     - `arrays`: name -> parameter array.
     """
-    import numpy as np
-
     for name, value in arrays.items():
-        if isinstance(value, jax.core.Tracer):
-            continue
-        if not np.all(np.isfinite(np.asarray(value))):
+        if is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
             raise ParameterError(f"IsingEBM: {name} must be finite (got a NaN or inf)")
