@@ -2,10 +2,11 @@
 
 Each step directory holds two Orbax items: `state` (parameters, optimizer state, persistent
 chains, RNG key: a pytree of arrays) and `meta` (JSON: step, data position, config, a SHA-256
-of the state's bytes and one of the metadata itself, whose step must match the directory's). Orbax writes into a temporary directory and renames it when complete, so
-a crash mid-save leaves no step directory that lists as finished; the checksum catches a finished
-directory damaged afterwards (truncated or edited files), and restore then falls back to the
-previous step with a warning.
+of the state's bytes and one of the metadata itself, whose step must match the directory's).
+Orbax writes into a temporary directory and renames it when complete, so a crash mid-save leaves
+no step directory that lists as finished; the checksums catch a finished directory damaged
+afterwards (truncated or edited files), and restore then falls back to the previous step with a
+warning.
 """
 
 from __future__ import annotations
