@@ -112,6 +112,7 @@ def read_yaml(path: str | pathlib.Path) -> Any:
         raise ConfigError(f"{path}:{_yaml_position(err)} not valid YAML: {_yaml_problem(err)}") from None
 
 
+SEED_BOUND = 2**32
 MAX_ALIASES = 100  # alias expansions a config may use; a few kilobytes of nested aliases can expand to gigabytes
 FLOAT32_BOUND = 1e30  # config numbers become float32: bound them well inside its range (3.4e38)
 
@@ -250,4 +251,7 @@ def parse_section(cls: type, raw: Any, name: str) -> Any:
         field = fields[key]
         want = field.metadata.get("type") or _default_type(field)
         values[key] = value if want is None else check_value(value, want, f"{name}.{key}", field.metadata.get("optional", False))
+        if key == "seed" and not 0 <= values[key] < SEED_BOUND:
+            # every seed of every command: JAX keys and numpy generators take 32-bit seeds
+            raise ConfigError(f"'{name}.seed' must be in [0, 2**32), got {values[key]!r}")
     return cls(**values)

@@ -9,7 +9,8 @@ the loop resumes from `ray.train.get_checkpoint()`. No plain Ray actors are need
 driver itself runs in a process started with `spawn` (see `_fit`), so that Ray never forks the
 caller's process, where JAX may already run.
 
-Without an address (nor `RAY_ADDRESS`) a local Ray instance starts, bound to 127.0.0.1.
+Without an address (nor `RAY_ADDRESS`) a local Ray instance starts, every one of its servers
+listening on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -75,13 +76,29 @@ def wants_ray(args) -> bool:
     return args.launcher == "ray" or (args.launcher == "auto" and bool(args.address or os.environ.get("RAY_ADDRESS")))
 
 
+# Ray's switch for a single-machine instance: its node address becomes 127.0.0.1, so the GCS,
+# raylet, workers, dashboard and agents all listen on loopback (by default they listen on every
+# interface, or on the host's external address). Read when `ray` is first imported.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 def init_ray(launch: RayLaunch) -> bool:
-    """Connect to (or start) Ray. **Returns:** True if this call started a local instance."""
+    """Connect to (or start) Ray. A locally started instance listens on 127.0.0.1 only; this must
+    then run before `ray` is imported in this process (the spawned driver of `_fit` does so).
+
+    **Arguments:**
+
+    - `launch`: the Ray settings.
+
+    **Returns:** True if this call started a local instance.
+    """
+    address = launch.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        os.environ.update(LOOPBACK_ONLY)
     import ray
 
     if ray.is_initialized():
         return False
-    address = launch.address or os.environ.get("RAY_ADDRESS")
     env = {"env_vars": {"RAY_TRAIN_V2_ENABLED": "1"}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
@@ -89,7 +106,7 @@ def init_ray(launch: RayLaunch) -> bool:
     cpus = launch.local_cpus or max(2, int(launch.workers * launch.cpus_per_worker) + 1)
     ray.init(
         address="local", num_cpus=cpus, object_store_memory=launch.object_store_mb * 2**20,
-        include_dashboard=False, _node_ip_address="127.0.0.1", runtime_env=env,
+        include_dashboard=False, runtime_env=env,
     )
     return True
 
@@ -278,12 +295,12 @@ def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str
 
 def _fit_here(loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
               checkpoint_config) -> RunResult:
+    started = init_ray(launch)  # before the imports below load ray
     import ray
     from ray.train import FailureConfig
     from ray.train.v2.api.config import RunConfig, ScalingConfig
     from ray.train.v2.jax import JaxTrainer
 
-    started = init_ray(launch)
     try:
         resources = {"CPU": launch.cpus_per_worker}
         if launch.use_gpu:

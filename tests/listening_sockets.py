@@ -1,12 +1,15 @@
-"""A process of a `jax.distributed` run that reports the TCP sockets it listens on.
+"""Which TCP sockets a process (tree) listens on.
 
-Run by `launch_local`; rank 0 writes host and port of every listening socket of its own process
-to the file named by argv[1] once every rank has joined (the coordinator is up by then).
+As a script: a process of a `jax.distributed` run, run by `launch_local`; rank 0 writes host and
+port of every listening socket of its own process to the file named by argv[1] once every rank
+has joined (the coordinator is up by then). As a module: `ListenersOf` records the listening
+sockets of a process's descendants (a local Ray instance and its workers) while a run goes on.
 """
 
 import ipaddress
 import os
 import sys
+import threading
 
 from distthrml.sharding.distributed import initialize_from_env
 
@@ -48,6 +51,48 @@ def listening() -> list[str]:
                 if fields[3] == LISTEN and fields[9] in mine:
                     found.append(decode(fields[1]))
     return found
+
+
+class ListenersOf:
+    """While active, poll the listening TCP sockets of every descendant of process `pid`.
+
+    **Attributes:** `found`: `{(process name, host, port)}` seen so far.
+    """
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        self.pid, self.every_s = pid, every_s
+        self.found: set[tuple[str, str, int]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        import psutil
+
+        root = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            for proc in root.children(recursive=True):
+                try:
+                    name = proc.name()
+                    for c in proc.net_connections(kind="inet"):
+                        if c.status == psutil.CONN_LISTEN:
+                            self.found.add((name, _unmapped(c.laddr.ip), c.laddr.port))
+                except psutil.Error:  # exited meanwhile
+                    continue
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "ListenersOf":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _unmapped(host: str) -> str:
+    address = ipaddress.ip_address(host)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 if __name__ == "__main__":

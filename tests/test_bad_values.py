@@ -115,3 +115,107 @@ def test_duplicate_undirected_edges_are_refused(tmp_path):
     path.write_text("0 1\n1 2\n1 0\n")
     with pytest.raises(ConfigError, match=r"edge \(0, 1\) more than once"):
         model_graph(ModelConfig(kind="edge_list", path=str(path)))
+
+
+def _run_config(tmp_path, **sections) -> pathlib.Path:
+    raw = yaml.safe_load((TRAIN.parent / "quickstart.yaml").read_text())
+    for name, values in sections.items():
+        # a model section is replaced whole (keys of one kind do not apply to another)
+        raw[name] = values if name == "model" else {**(raw.get(name) or {}), **values}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("command,section", [("run", "sampling"), ("run", "sharding"), ("emulate", "run"),
+                                             ("emulate", "mapping")])
+@pytest.mark.parametrize("seed", [2**64, 2**32, -1])
+def test_seeds_of_every_command_are_32_bit(tmp_path, capsys, command, section, seed):
+    from cluster.cli import main
+
+    if command == "run":
+        path = _run_config(tmp_path, **{section: {"seed": seed}})
+    else:
+        raw = yaml.safe_load((TRAIN.parent / "chips" / "small.yaml").read_text())
+        raw[section]["seed"] = seed
+        path = tmp_path / "e.yaml"
+        path.write_text(yaml.safe_dump(raw))
+    assert main([command, str(path)]) == 2
+    assert f"'{section}.seed' must be in [0, 2**32)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model,key", [
+    ({"kind": "pegasus", "m": 100_000}, "model.m"),
+    ({"kind": "ising2d", "rows": 1_000_000, "cols": 1_000_000}, "model.rows x model.cols"),
+    ({"kind": "random_regular", "n": 10**10, "degree": 3}, "model.n"),
+])
+def test_graphs_too_big_for_memory_are_refused_before_building(tmp_path, capsys, model, key):
+    """Refused from arithmetic alone (pegasus m: 100000 used to hang building the graph)."""
+    from cluster.cli import main
+
+    assert main(["run", str(_run_config(tmp_path, model=model))]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: a graph of" in err and "GiB, more than the" in err
+
+
+def test_chains_too_many_for_memory_are_refused(tmp_path, capsys):
+    from cluster.cli import main
+
+    path = _run_config(tmp_path, model={"kind": "ising2d", "rows": 1000, "cols": 1000}, sampling={"chains": 10**7})
+    assert main(["run", str(path)]) == 2
+    assert "sampling.chains: 10,000,000 chains of 1,000,000 nodes" in capsys.readouterr().err
+
+
+def test_edge_list_ids_beyond_memory_are_refused(tmp_path):
+    from cluster.workloads.graphs import model_graph
+    from cluster.workloads.schema import ModelConfig
+
+    path = tmp_path / "e.txt"
+    path.write_text("0 1\n1 300000000000\n")  # ids name the nodes: 3e11 of them
+    with pytest.raises(ConfigError, match=r"model.path \(e.txt: node ids up to 300000000000\): a graph of 300,000,000,001 nodes"):
+        model_graph(ModelConfig(kind="edge_list", path=str(path)))
+
+
+def _graph_npz(tmp_path, **arrays) -> pathlib.Path:
+    import numpy as np
+
+    path = tmp_path / "g.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("content,match", [
+    ("garbage", "is not a readable npz file"),
+    ("npy", "single .npy array"),
+    ("float ids", "'edges' must hold integers, got dtype float64"),
+    ("nan hidden", "'n_hidden' must hold integers"),
+    ("two hidden counts", "'n_hidden' must be one integer >= 0"),
+])
+def test_damaged_graph_npz_is_named(tmp_path, capsys, content, match):
+    """A garbage file used to raise BadZipFile; float ids were truncated silently."""
+    import numpy as np
+
+    from cluster.cli import main
+
+    edges = np.array([[v, 64 + v % 4] for v in range(64)])
+    path = tmp_path / "g.npz"
+    if content == "garbage":
+        path.write_bytes(b"PK\x03\x04 not a zip")
+    elif content == "npy":
+        with open(path, "wb") as f:
+            np.save(f, edges)
+    elif content == "float ids":
+        path = _graph_npz(tmp_path, edges=edges + 0.5, n_hidden=4)
+    elif content == "nan hidden":
+        path = _graph_npz(tmp_path, edges=edges, n_hidden=np.nan)
+    else:
+        path = _graph_npz(tmp_path, edges=edges, n_hidden=[4, 4])
+    config = _train_config(tmp_path, "model", "graph", "npz")
+    raw = yaml.safe_load(config.read_text())
+    raw["model"]["graph_path"] = str(path)
+    config.write_text(yaml.safe_dump(raw))
+    # refused on the driver, before training (or a Ray launch) starts
+    assert main(["train", str(config), "--workdir", str(tmp_path / "w"), "--launcher", "local"]) == 2
+    err = capsys.readouterr().err
+    assert f"model.graph_path: {path}" in err and match in err, err
+    assert not (tmp_path / "w" / "checkpoints").exists()

@@ -1,11 +1,14 @@
 """Ray: a Ray Train (`JaxTrainer`) launch of 2 processes x 2 devices samples what 1 process x 4
-devices samples; training survives a SIGKILLed worker (FailureConfig restart, resume from the
-reported Orbax checkpoint) bit-identically; `ray job submit` against a real local head."""
+devices samples, with every socket of the local instance on loopback; two-worker training
+survives a SIGKILLed worker of either rank (FailureConfig restart, resume from the newest intact
+checkpoint) bit-identically; `ray job submit` against a real local head."""
 
 import copy
+import ipaddress
 import json
 import os
 import pathlib
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +21,7 @@ import pytest
 import yaml
 
 from cluster.devices import device_mesh
-from cluster.ray_launch import RayLaunch, launch_training
+from cluster.ray_launch import LOOPBACK_ONLY, RayLaunch, launch_training
 from cluster.ray_sample import LatticeJob, launch_sampling, sample_sharded
 from cluster.train.config import config_from_dict
 from cluster.train.run import train
@@ -26,6 +29,7 @@ from distthrml.sharding.launch import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from listening_sockets import ListenersOf  # noqa: E402
 from test_train import assert_trees_equal, load_state, small  # noqa: E402
 
 LAUNCH = dict(cpus_per_worker=1, local_cpus=2, object_store_mb=200)
@@ -46,36 +50,63 @@ def test_ray_two_processes_by_two_devices_match_one_process_by_four(tmp_path):
     np.testing.assert_array_equal(out["samples"], one_process)
 
 
+def test_a_local_ray_run_listens_on_loopback_only(tmp_path):
+    """Every socket that the local Ray instance, its workers and the `jax.distributed` run over
+    them listen on is on 127.0.0.1: they are services nobody else should reach."""
+    with ListenersOf(os.getpid()) as listeners:
+        launch_sampling(LatticeJob(rows=8, cols=8, samples=2), RayLaunch(workers=2, **LAUNCH), str(tmp_path / "ray"))
+    names = {name for name, _, _ in listeners.found}
+    # the poll saw the instance's own servers (else the check below would pass vacuously)
+    assert {"gcs_server", "raylet"} <= names, listeners.found
+    exposed = sorted(f for f in listeners.found if not ipaddress.ip_address(f[1]).is_loopback)
+    assert not exposed, exposed
+
+
 @pytest.mark.slow
-def test_ray_train_survives_sigkill_of_a_worker(tmp_path):
-    raw = small(train={"steps": 300, "checkpoint_every": 20, "keep_last": 3})
+def test_ray_train_survives_sigkill_of_either_worker(tmp_path):
+    """Two workers train a 2-way sharded model. SIGKILL of rank 1 right after a checkpoint (before
+    Ray Train has registered it), then of the restarted group's rank 0 after a later one: each time
+    the group restarts and resumes from the workdir's newer checkpoint, and the run ends with the
+    parameters of an uninterrupted local run, bit for bit."""
+    raw = small(train={"steps": 120, "checkpoint_every": 20, "keep_last": 3}, sharding={"parts": 2})
     config = config_from_dict(raw)
     train(config, tmp_path / "local", echo=lambda *a: None)
     workdir = tmp_path / "ray-run"
-    killed = []
+    killed = []  # (rank, pid)
+
+    def kill(rank: int, after_step: int, not_pid: int | None) -> bool:
+        deadline = time.monotonic() + 400
+        pid_file = workdir / f"ray-worker-{rank}.pid"
+        while time.monotonic() < deadline:
+            if (workdir / "checkpoints" / str(after_step)).exists() and pid_file.exists():
+                pid = int(pid_file.read_text())
+                if pid != not_pid:  # a worker of the current group
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((rank, pid))
+                    return True
+            time.sleep(0.02)
+        return False
 
     def killer():
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            pid_file = workdir / "ray-worker-0.pid"
-            if (workdir / "checkpoints" / "40").exists() and pid_file.exists():
-                pid = int(pid_file.read_text())
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
-            time.sleep(0.05)
+        first_rank0 = None
+        if kill(1, 40, None):
+            first_rank0 = int((workdir / "ray-worker-0.pid").read_text())
+            kill(0, 80, first_rank0)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    result = launch_training(config, workdir, RayLaunch(workers=1, max_failures=2, **LAUNCH))
+    result = launch_training(config, workdir, RayLaunch(workers=2, max_failures=2, **LAUNCH))
     thread.join()
     _no_ray_left()
-    assert killed, "the worker was never killed"
-    assert result.error is None and result.metrics["step"] == 300
-    # the restarted worker is another process, and it resumed rather than restarting from 0
-    assert int((workdir / "ray-worker-0.pid").read_text()) != killed[0]
-    a, _ = load_state(tmp_path / "local", 300)
-    b, _ = load_state(workdir, 300)
+    assert [rank for rank, _ in killed] == [1, 0], killed
+    assert result.error is None and result.metrics["step"] == 120, result.error
+    # the restarted workers are other processes, and the groups resumed rather than starting over
+    for rank, pid in killed:
+        assert int((workdir / f"ray-worker-{rank}.pid").read_text()) != pid
+    steps = [int(r.split(",")[0]) for r in (workdir / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps.count(1) == 1, "a restarted group started over from step 0"
+    a, _ = load_state(tmp_path / "local", 120)
+    b, _ = load_state(workdir, 120)
     assert_trees_equal(a, b)
 
 
@@ -84,29 +115,37 @@ RAY = str(pathlib.Path(sys.executable).parent / "ray")
 DISTTHRML = str(pathlib.Path(sys.executable).parent / "distthrml")
 
 
+# a head on loopback only (see cluster.ray_launch.LOOPBACK_ONLY), with token authentication; the
+# token is the test's own, not ~/.ray/auth_token, which other Ray instances on the machine share
+HEAD_ENV = {**LOOPBACK_ONLY, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
 @pytest.fixture
-def ray_head(tmp_path):
+def ray_head(tmp_path, monkeypatch):
     """A real `ray start --head` on 127.0.0.1, stopped (its process group only) afterwards."""
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):  # this process's JobSubmissionClient
+        monkeypatch.setenv(name, HEAD_ENV[name])
     port, dashboard = free_port(), free_port()
     head = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
          "--num-cpus", "2", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats"],
         stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-        env={k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")},
+        env={**{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")}, **HEAD_ENV},
     )
     from ray.job_submission import JobSubmissionClient
 
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.monotonic() + 120
-    client = None
+    deadline = time.monotonic() + 180
+    client, last = None, None
     while time.monotonic() < deadline and client is None:
         try:
             client = JobSubmissionClient(address)
-        except Exception:
+        except Exception as err:  # the dashboard is still starting
+            last = err
             time.sleep(1)
     try:
-        assert client is not None, (tmp_path / "head.log").read_text()
+        assert client is not None, f"{last!r}\n{(tmp_path / 'head.log').read_text()}"
         yield address, client
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops every process it started
@@ -125,7 +164,7 @@ def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
     raw["train"]["steps"] = 60
     config.write_text(yaml.safe_dump(raw))
     workdir = tmp_path / "job"
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "XLA_FLAGS")}, **HEAD_ENV}
     subprocess.run(
         [RAY, "job", "submit", "--address", address, "--submission-id", "distthrml-test", "--no-wait", "--",
          DISTTHRML, "train", str(config), "--workdir", str(workdir)],

@@ -111,6 +111,26 @@ def test_stop_during_startup_exits_cleanly(tmp_path, long_reference, delay):
         assert err.strip().splitlines()[-1].startswith("distthrml train: stopped by SIGTERM"), err
 
 
+def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path):
+    """After the last step is saved, the evaluation (a long autocorrelation run and the plots) stops
+    on Ctrl-C with 130 (it used to hold the signal and drop it); a rerun evaluates."""
+    raw = small(train={"steps": 20, "checkpoint_every": 10}, output={"plots": True, "autocorrelation_sweeps": 20_000})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(_cmd(config, workdir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: (workdir / "checkpoints" / "20").is_dir() or proc.poll() is not None)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.5)  # into the evaluation, which takes seconds more
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "distthrml train: stopped by SIGINT; progress saved at step 20", err
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["steps"] == 20 and summary["stopped_by"] == "SIGINT" and "heldout_pll_trained" not in summary
+    assert saved_steps(workdir / "checkpoints")[-1] == 20
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_graceful_stops_at_many_points_resume_bit_identical(tmp_path, long_reference, signum):
@@ -122,7 +142,10 @@ def test_graceful_stops_at_many_points_resume_bit_identical(tmp_path, long_refer
         result = _stop_at(config, workdir, signum, point, delay)
         if result.returncode == 0:  # the signal came after the run finished: nothing to test
             continue
-        _check_stopped_and_resume(result, signum, config, workdir, reference, early_ok=point == "startup")
+        # resumed in this process: the stopped command is what is under test, and a second start-up
+        # per point would double the test's time
+        _check_stopped_and_resume(result, signum, config, workdir, reference, in_process=True,
+                                  early_ok=point == "startup")
 
 
 # ---- checkpoint metadata (item 4)
@@ -170,6 +193,7 @@ def test_second_trainer_on_a_workdir_is_refused(tmp_path, long_reference, capsys
     first = subprocess.Popen(_cmd(config, workdir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_for(lambda: (workdir / "checkpoints" / "20").is_dir())
+        first.send_signal(signal.SIGSTOP)  # it holds the lock, and cannot finish while the second starts up
         before = {p: p.stat().st_mtime_ns for p in [workdir / "config.yaml"]}
         second = subprocess.run(_cmd(config, workdir), cwd=REPO, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2

@@ -14,7 +14,8 @@ import pathlib
 from typing import Any
 
 from ..config_file import ConfigError, check_sections, in_file, optional, parse_section, read_yaml
-from ..workloads.schema import ModelConfig, parse_model
+from ..resources import check_sampling_fits
+from ..workloads.schema import ModelConfig, graph_size, parse_model
 
 TOPOLOGIES = ("mesh2d", "torus2d", "ring", "all_to_all", "explicit")
 PLACEMENTS = ("greedy_swap", "identity")
@@ -192,6 +193,9 @@ def _validate(c: EmulateConfig) -> None:
         _positive(getattr(c.run, key), f"run.{key}", integer=True)
     if c.run.warmup < 0:
         raise ConfigError(f"run.warmup must be >= 0, got {c.run.warmup}")
+    size = graph_size(c.model)
+    if size is not None and c.run.sample:
+        check_sampling_fits(*size, chains=c.run.chains, samples=c.run.samples, key="run.chains")
     if c.sweep.over is not None:
         if c.sweep.over not in SWEEP_OVER:
             raise ConfigError(f"sweep.over must be one of {SWEEP_OVER}, got {c.sweep.over!r}")

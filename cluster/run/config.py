@@ -20,7 +20,8 @@ from ..config_file import (
     read_yaml,
     suggest,
 )
-from ..workloads.schema import ModelConfig, model_keys, parse_model
+from ..resources import check_sampling_fits
+from ..workloads.schema import ModelConfig, graph_size, model_keys, parse_model
 
 PARTITION_METHODS = ("metis", "random", "contiguous")
 
@@ -147,6 +148,9 @@ def _validate_rest(config: RunConfig) -> None:
         check_device_count(config, config.devices)
     if out.snapshots < 1:
         raise ConfigError(f"output.snapshots must be >= 1, got {out.snapshots}")
+    size = graph_size(config.model)
+    if size is not None:
+        check_sampling_fits(*size, chains=s.chains, samples=s.samples, key="sampling.chains")
     target = pathlib.Path(out.dir)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"output.dir {str(target)!r} exists and is not a directory")

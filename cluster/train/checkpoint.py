@@ -63,6 +63,15 @@ def _dir_step(path: pathlib.Path) -> int | None:
     return int(path.name) if path.name.isdigit() else None
 
 
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+    """Orbax options for I/O by this process alone: in a multi-process run only process 0 saves
+    and restores (the others get its choice by broadcast), so Orbax must not wait for them."""
+    return ocp.options.MultiprocessingOptions(
+        primary_host=jax.process_index(),
+        active_processes={jax.process_index()} if jax.process_count() > 1 else None,
+    )
+
+
 def _restore_args(target) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
 
@@ -80,7 +89,7 @@ def read_checkpoint_dir(path: str | pathlib.Path, target) -> tuple[dict, dict]:
     """
     path = pathlib.Path(path)
     try:
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler(), multiprocessing_options=_this_process_only()) as ckptr:
             out = ckptr.restore(path, args=_restore_args(target))
         state, meta = jax.tree.map(np.asarray, out["state"]), out["meta"]
     except Exception as err:  # Orbax raises many types for damaged files
@@ -112,11 +121,7 @@ class CheckpointStore:
             # synchronous: "saved" must mean on disk before training continues or the process exits
             enable_async_checkpointing=False,
             cleanup_tmp_directories=True,
-            # only this process writes; in multi-process runs the caller saves from process 0
-            multiprocessing_options=ocp.options.MultiprocessingOptions(
-                primary_host=jax.process_index(),
-                active_processes={jax.process_index()} if jax.process_count() > 1 else None,
-            ),
+            multiprocessing_options=_this_process_only(),
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
@@ -198,6 +203,47 @@ class CheckpointStore:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def newest_checkpoint(store: CheckpointStore | None, other: str | pathlib.Path | None,
+                      target) -> tuple[dict, dict, pathlib.Path] | None:
+    """The newest intact checkpoint of two sources: the workdir's store and another step
+    directory (the copy Ray Train hands a restarted worker group, which lags the workdir when a
+    worker dies between a save and its report, and leads it when the workdir is lost).
+
+    **Arguments:**
+
+    - `store`: the workdir's checkpoints, or None.
+    - `other`: a step directory, or None.
+    - `target`: a pytree with the state's structure, shapes and dtypes.
+
+    **Returns:** `(state, meta, path)` of the newer one (the workdir's on a tie), or None if
+    neither source holds a checkpoint; raises `CheckpointError` if checkpoints exist but none is
+    readable.
+    """
+    found, errors = [], []
+    if other is not None:
+        try:
+            state, meta = read_checkpoint_dir(other, target)
+            found.append((int(meta["step"]), 0, state, meta, pathlib.Path(other)))
+        except CheckpointError as err:
+            warnings.warn(f"skipping the handed-over checkpoint: {err}", stacklevel=2)
+            errors.append(err)
+    if store is not None:
+        try:
+            restored = store.restore_latest(target)
+        except CheckpointError as err:
+            errors.append(err)
+            restored = None
+        if restored is not None:
+            state, meta = restored
+            found.append((int(meta["step"]), 1, state, meta, store.step_dir(int(meta["step"]))))
+    if not found:
+        if errors:
+            raise CheckpointError("; ".join(str(e) for e in errors))
+        return None
+    _, _, state, meta, path = max(found, key=lambda f: f[:2])
+    return state, meta, path
 
 
 def move_aside(workdir: pathlib.Path, names: list[str]) -> pathlib.Path:

@@ -138,8 +138,6 @@ def _check(c: Config) -> None:
     need(0 < c.optim.learning_rate <= MAX_LEARNING_RATE, f"optim.learning_rate must be in (0, {MAX_LEARNING_RATE:g}], got {c.optim.learning_rate}")
     need(0 < c.model.beta <= MAX_BETA, f"model.beta must be in (0, {MAX_BETA:g}], got {c.model.beta}")
     need(0 < c.data.threshold < 1, f"data.threshold must be in (0, 1), got {c.data.threshold}")
-    for name, seed in (("data.seed", c.data.seed), ("train.seed", c.train.seed)):
-        need(0 <= seed < 2**32, f"{name} must be in [0, 2**32), got {seed}")
     for name in ("negative_chains", "negative_samples", "negative_steps_per_sample", "positive_samples", "positive_steps_per_sample"):
         need(getattr(c.sampling, name) >= 1, f"sampling.{name} must be >= 1")
     for name in ("steps", "batch_size", "checkpoint_every", "keep_last", "eval_every"):

@@ -9,6 +9,7 @@ import pathlib
 
 import numpy as np
 
+from ..npz_file import integer_array, read_npz
 from .config import ConfigError, DataConfig
 
 
@@ -30,16 +31,15 @@ def _binarise(x: np.ndarray, threshold: float) -> np.ndarray:
 
 def _load_npz(path: str) -> tuple[np.ndarray, tuple[int, int]]:
     p = pathlib.Path(path)
-    if not p.is_file():
-        raise ConfigError(f"data.path: dataset file not found: {p}")
-    try:
-        with np.load(p) as f:
-            if "data" not in f:
-                raise ConfigError(f"data.path: {p} has no array named 'data' (it has {sorted(f.files)})")
-            x = np.asarray(f["data"])
-            shape = tuple(int(s) for s in f["shape"]) if "shape" in f else None
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"data.path: {p} is not a readable npz file ({err})") from None
+    arrays = read_npz(p, "data.path", "dataset")
+    if "data" not in arrays:
+        raise ConfigError(f"data.path: {p} has no array named 'data' (it has {sorted(arrays)})")
+    x = arrays["data"]
+    if not (x.dtype == bool or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ConfigError(f"data.path: {p}: 'data' must hold numbers, got dtype {x.dtype}")
+    shape = None
+    if "shape" in arrays:
+        shape = tuple(int(s) for s in integer_array(arrays["shape"], f"data.path: {p}", "'shape'").reshape(-1))
     if x.ndim == 3:
         shape = shape or x.shape[1:]
         x = x.reshape(len(x), -1)

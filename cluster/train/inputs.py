@@ -8,6 +8,8 @@ import pathlib
 from ..config_file import ConfigError
 from ..resources import check_fits
 from .config import Config
+from .data import load_dataset
+from .model import read_graph_file
 
 BYTES = 4  # float32 parameters and states, the widest per-element type of a chain
 # rough upper bounds, before the dataset is read: couplings per hidden node, and visible pixels
@@ -34,3 +36,7 @@ def check_training_inputs(config: Config, workdir: str | pathlib.Path) -> None:
     check_fits(chain_bytes * max(s.negative_samples, 1), "the negative chains' samples", "sampling.negative_chains")
     check_fits(config.output.autocorrelation_sweeps * chain_bytes, "the autocorrelation buffer",
                "output.autocorrelation_sweeps")
+    # the files the config names, read here as the workers would read them
+    dataset = load_dataset(config.data)
+    if m.graph == "npz":
+        read_graph_file(dataset.train.shape[1], m.graph_path)

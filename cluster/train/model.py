@@ -21,6 +21,7 @@ from distthrml.models import IsingEBM, IsingTrainingSpec
 from partition.generators import grid_edges
 
 from ..workloads.graphs import color_classes, color_nodes
+from ..npz_file import integer_array, read_npz
 from .config import ConfigError, ModelConfig, SamplingConfig
 
 
@@ -56,15 +57,25 @@ def _local_edges(shape: tuple[int, int], config: ModelConfig) -> tuple[np.ndarra
     return np.concatenate(parts).astype(np.int64), hr * hc
 
 
-def _npz_edges(n_visible: int, path: str) -> tuple[np.ndarray, int]:
+def read_graph_file(n_visible: int, path: str) -> tuple[np.ndarray, int]:
+    """The edges and hidden-unit count of a `model.graph: npz` file, checked.
+
+    **Arguments:**
+
+    - `n_visible`: pixels of the dataset's images.
+    - `path`: `model.graph_path`.
+    """
     p = pathlib.Path(path)
-    if not p.is_file():
-        raise ConfigError(f"model.graph_path: graph file not found: {p}")
-    with np.load(p) as f:
-        missing = {"edges", "n_hidden"} - set(f.files)
-        if missing:
-            raise ConfigError(f"model.graph_path: {p} lacks array(s) {sorted(missing)}")
-        edges, n_hidden = np.asarray(f["edges"], np.int64), int(f["n_hidden"])
+    arrays = read_npz(p, "model.graph_path", "graph")
+    missing = {"edges", "n_hidden"} - set(arrays)
+    if missing:
+        raise ConfigError(f"model.graph_path: {p} lacks array(s) {sorted(missing)}")
+    key = f"model.graph_path: {p}"
+    edges = integer_array(arrays["edges"], key, "'edges'")
+    n_hidden = integer_array(arrays["n_hidden"], key, "'n_hidden'")
+    if n_hidden.shape != () or n_hidden < 0:
+        raise ConfigError(f"{key}: 'n_hidden' must be one integer >= 0, got {arrays['n_hidden']!r}")
+    n_hidden = int(n_hidden)
     n = n_visible + n_hidden
     if edges.ndim != 2 or edges.shape[1] != 2 or (edges.size and (edges.min() < 0 or edges.max() >= n)):
         raise ConfigError(f"model.graph_path: {p}: 'edges' must be [E, 2] node numbers in [0, {n})")
@@ -85,7 +96,7 @@ def build_architecture(image_shape: tuple[int, int], config: ModelConfig) -> Arc
     if config.graph == "local":
         edges, n_hidden = _local_edges(image_shape, config)
     else:
-        edges, n_hidden = _npz_edges(n_visible, config.graph_path)
+        edges, n_hidden = read_graph_file(n_visible, config.graph_path)
     if len(edges) == 0:
         raise ConfigError("model: the graph has no edges (increase model.window or set model.visible_edges)")
     nodes = dt.make_block(dt.SpinNode, n_visible + n_hidden)

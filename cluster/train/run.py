@@ -25,6 +25,7 @@ from . import step as step_lib
 from .config import Config, ConfigError, diff_identity
 from .lock import WorkdirLock
 from .metrics import MetricsLog, read_csv
+from .multihost import broadcast_from_primary, to_host
 from .stops import STOPS, Stopped
 
 OUTPUTS = ["checkpoints", "metrics.csv", "tensorboard", "config.yaml", "summary.json",
@@ -40,18 +41,6 @@ class TrainState:
 
     def tree(self) -> dict:
         return {"params": self.params, "opt_state": self.opt_state, "chains": list(self.chains), "key": self.key}
-
-
-def to_host(x) -> np.ndarray:
-    """A numpy copy of `x`, also when `x` is a global array of a multi-process run (replicated
-    results are read from a local shard)."""
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        if x.is_fully_replicated:
-            return np.asarray(x.addressable_data(0))
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
 
 
 def _initial_state(config: Config, arch: m.Architecture, optimizer) -> TrainState:
@@ -133,8 +122,8 @@ def train(
     - `workdir`: outputs go here (checkpoints, metrics, plots).
     - `force`: start over in a workdir that holds another config's checkpoints.
     - `echo`: where to print progress lines.
-    - `resume_from`: a checkpoint directory to resume from instead of the workdir's latest (Ray
-        Train hands one over after a restart).
+    - `resume_from`: another checkpoint directory (Ray Train hands one over after a restart): the
+        newer of it and the workdir's newest intact checkpoint is resumed.
     - `on_checkpoint`: `f(step, directory_or_None, metrics)` called after every checkpoint
         (Ray reporting); every process calls it, only the primary one with a directory.
     - `mesh`: the `("chains", "graph")` mesh for sharded sampling (default: local devices).
@@ -178,15 +167,19 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
         check_workdir(config, store, workdir, force, echo)
         if not store.directory.exists():
             store = ck.CheckpointStore(workdir / "checkpoints", config.train.keep_last)
-    start = 0
-    restored = ck.read_checkpoint_dir(resume_from, target) if resume_from else (store.restore_latest(target) if store else None)
-    if restored is not None:
-        tree, meta = restored
-        if meta.get("fingerprint") != config.fingerprint():
-            raise ConfigError(f"checkpoint {resume_from or store.directory} belongs to a different config")
+    chosen = None  # (state, step) to resume from, chosen by the primary process
+    if primary:
+        found = ck.newest_checkpoint(store, resume_from, target)
+        if found is not None:
+            tree, meta, source = found
+            if meta.get("fingerprint") != config.fingerprint():
+                raise ConfigError(f"checkpoint {source} belongs to a different config")
+            chosen = (tree, int(meta["step"]))
+            echo(f"resumed from step {chosen[1]} ({source})")
+    # every process continues from the primary's choice: a restarted group must not mix steps
+    tree, start, resuming = broadcast_from_primary(chosen, target)
+    if resuming:
         state = TrainState(tree["params"], tree["opt_state"], tree["chains"], tree["key"])
-        start = int(meta["step"])
-        echo(f"resumed from step {start} ({resume_from or store.step_dir(start)})")
     if primary:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
@@ -195,7 +188,7 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
     progress = Progress(start, TrainState(state.params, state.opt_state, list(state.chains), state.key))
     total = config.train.steps
     observed = config.train.batch_size * config.sampling.positive_samples + config.sampling.negative_chains * config.sampling.negative_samples
-    last_saved = start if restored is not None else -1
+    last_saved = start if resuming else -1
 
     def save(at: Progress, row: dict) -> None:
         nonlocal last_saved
@@ -256,14 +249,24 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
             cleanup.append(lambda: save(progress, row))
         cleanup.append(lambda: store.close() if store is not None else None)
         _run_cleanup(cleanup, first_error)
-        STOPS.pending = None
+        if stop is not None:
+            STOPS.pending = None  # further signals only repeat the stop being handled
 
     summary = {"steps": progress.step, "total_steps": total}
     if stop is not None:
         summary.update(stopped_by=str(stop), exit_code=stop.exit_code)
-    if progress.step >= total:
+    if progress.step >= total and stop is None:
         s = progress.state
-        summary.update(_finish(config, workdir, arch, dataset, s.params, s.chains, base_key, pll, echo, primary, template))
+        try:
+            STOPS.release()  # training is saved: a stop signal (also one held during the last save) ends the evaluation
+            try:
+                summary.update(_finish(config, workdir, arch, dataset, s.params, s.chains, base_key, pll, echo, primary,
+                                       template))
+            finally:
+                STOPS.hold()
+        except Stopped as err:
+            echo(f"stopped by {err} during the final evaluation; training is finished and saved (rerun to evaluate)")
+            summary.update(stopped_by=str(err), exit_code=err.exit_code)
     if primary:
         write_summary(workdir / "summary.json", summary)
     return summary

@@ -19,6 +19,7 @@ from partition.generators import (
 )
 
 from ..config_file import ConfigError
+from ..resources import check_sampling_fits
 from .schema import ModelConfig, edge_list_path
 
 
@@ -67,6 +68,8 @@ def model_graph(model: ModelConfig, source: str | pathlib.Path | None = None) ->
         path = edge_list_path(m, source)
         edges, weights, name = _edge_list(path, m.weights), _weights(path, m.weights), f"edge list {path.name}"
     n = int(edges.max()) + 1 if m.kind != "random_regular" else m.n
+    if m.kind == "edge_list":  # its size is known only now: ids beyond the edges' count are isolated nodes
+        check_sampling_fits(n, len(edges), chains=0, samples=0, key=f"model.path ({path.name}: node ids up to {n - 1})")
     return Graph(edges, n, weights, color_nodes(edges, n), None, name)
 
 

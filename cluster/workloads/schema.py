@@ -9,6 +9,7 @@ import pathlib
 from typing import Any
 
 from ..config_file import ConfigError, optional, parse_section, suggest
+from ..resources import check_sampling_fits
 
 MODEL_KINDS = ("ising2d", "potts2d", "pegasus", "random_regular", "edge_list")
 
@@ -55,6 +56,9 @@ def parse_model(raw: Any, source: str | pathlib.Path | None = None) -> ModelConf
     """
     model = parse_section(ModelConfig, raw, "model")
     _validate(model, raw or {})
+    size = graph_size(model)
+    if size is not None:
+        check_sampling_fits(*size, chains=0, samples=0, key=SIZE_KEYS[model.kind])
     if model.kind == "edge_list" and not edge_list_path(model, source).is_file():
         raise ConfigError(f"model.path: edge-list file not found: {edge_list_path(model, source)}")
     return model
@@ -116,3 +120,28 @@ def _validate(m: ModelConfig, raw: dict) -> None:
             raise ConfigError("model.path (the edge-list file) is required for model.kind 'edge_list'")
         if m.weights is not None and m.weights < 2:
             raise ConfigError(f"model.weights is the 0-based column of the edge weights, >= 2 (columns 0 and 1 are the nodes), got {m.weights}")
+
+
+SIZE_KEYS = {"ising2d": "model.rows x model.cols", "potts2d": "model.rows x model.cols", "pegasus": "model.m",
+             "random_regular": "model.n", "edge_list": "model.path"}
+
+# Pegasus P(m) has at most 24 m (m - 1) nodes and fewer than 7.5 edges per node (degree <= 15)
+PEGASUS_EDGES_PER_NODE = 7.5
+
+
+def graph_size(m: ModelConfig) -> tuple[int, int] | None:
+    """Upper bounds on `(nodes, edges)` of a validated `model:` section, by arithmetic alone (so a
+    huge size is refused before anything is built); None for an edge list (known once read).
+
+    **Arguments:**
+
+    - `m`: the section.
+    """
+    if m.kind in ("ising2d", "potts2d"):
+        return m.rows * m.cols, 2 * m.rows * m.cols
+    if m.kind == "pegasus":
+        nodes = 24 * m.m * (m.m - 1)
+        return nodes, int(PEGASUS_EDGES_PER_NODE * nodes)
+    if m.kind == "random_regular":
+        return m.n, m.n * m.degree // 2
+    return None
