@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import sys
 from collections.abc import Callable
 
 
@@ -93,6 +94,7 @@ def init_ray(launch: RayLaunch) -> bool:
     **Returns:** True if this call started a local instance.
     """
     address = launch.address or os.environ.get("RAY_ADDRESS")
+    imported_before = "ray._private.ray_constants" in sys.modules
     if not address:
         os.environ.update(LOOPBACK_ONLY)
     import ray
@@ -103,6 +105,9 @@ def init_ray(launch: RayLaunch) -> bool:
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return False
+    if imported_before:
+        raise RuntimeError("init_ray: ray was imported in this process before a local instance was started, so it "
+                           "would listen beyond 127.0.0.1; start it from a fresh process (as cluster.ray_launch._fit does)")
     cpus = launch.local_cpus or max(2, int(launch.workers * launch.cpus_per_worker) + 1)
     ray.init(
         address="local", num_cpus=cpus, object_store_memory=launch.object_store_mb * 2**20,
@@ -219,12 +224,10 @@ def launch_training(config, workdir: str | pathlib.Path, launch: RayLaunch, *, f
 
     **Returns:** the run's `RunResult`.
     """
-    from ray.train import CheckpointConfig
-
     workdir = pathlib.Path(workdir).absolute()
     loop_config = {"config": config.to_dict(), "workdir": str(workdir), "force": force}
     return _fit(loop, loop_config, launch, name="distthrml-train", storage=workdir / "ray",
-                max_failures=launch.max_failures, checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_last))
+                max_failures=launch.max_failures, keep_checkpoints=config.train.keep_last)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,19 +249,21 @@ class RunResult:
 
 
 def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, storage: pathlib.Path,
-         max_failures: int, checkpoint_config=None) -> RunResult:
+         max_failures: int, keep_checkpoints: int | None = None) -> RunResult:
     """Run `loop(loop_config)` (plus the launch's device settings) as a Ray Train `JaxTrainer` of
     `launch.workers` workers and wait for it.
 
     The Ray driver runs in a fresh process started with `spawn`: Ray starts its processes with a
     Python `preexec_fn` (a fork that runs Python code before exec), which is unsafe in a process
-    where JAX's threads already run (and JAX warns about it), as in a test or a notebook."""
+    where JAX's threads already run (and JAX warns about it), as in a test or a notebook. No Ray
+    object may be among the arguments: unpickling it in the driver would import ray before
+    `init_ray` sets up a loopback-only instance."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     driver = context.Process(target=_drive, args=(send, loop, loop_config, launch, name, str(storage), max_failures,
-                                                  checkpoint_config), name=f"{name}-driver")
+                                                  keep_checkpoints), name=f"{name}-driver")
     driver.start()
     send.close()  # the driver holds the other end: a dead driver then reads as end of file
     try:
@@ -280,13 +285,13 @@ def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, sto
 
 
 def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
-           checkpoint_config) -> None:
+           keep_checkpoints: int | None) -> None:
     """The spawned driver process of `_fit`: run the trainer, send `("result", RunResult)` or
     `("raise", traceback text)` back through `send`."""
     import traceback
 
     try:
-        message = ("result", _fit_here(loop, loop_config, launch, name, storage, max_failures, checkpoint_config))
+        message = ("result", _fit_here(loop, loop_config, launch, name, storage, max_failures, keep_checkpoints))
     except BaseException:  # the parent re-raises it; the driver must exit either way
         message = ("raise", traceback.format_exc())
     send.send(message)
@@ -294,10 +299,10 @@ def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str
 
 
 def _fit_here(loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
-              checkpoint_config) -> RunResult:
+              keep_checkpoints: int | None) -> RunResult:
     started = init_ray(launch)  # before the imports below load ray
     import ray
-    from ray.train import FailureConfig
+    from ray.train import CheckpointConfig, FailureConfig
     from ray.train.v2.api.config import RunConfig, ScalingConfig
     from ray.train.v2.jax import JaxTrainer
 
@@ -311,7 +316,8 @@ def _fit_here(loop: Callable, loop_config: dict, launch: RayLaunch, name: str, s
             scaling_config=ScalingConfig(num_workers=launch.workers, use_gpu=launch.use_gpu, resources_per_worker=resources),
             run_config=RunConfig(
                 name=name, storage_path=str(pathlib.Path(storage).absolute()),
-                failure_config=FailureConfig(max_failures=max_failures), checkpoint_config=checkpoint_config,
+                failure_config=FailureConfig(max_failures=max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
                 worker_runtime_env={"env_vars": {"JAX_PLATFORMS": "cuda" if launch.use_gpu else "cpu"}},
             ),
         )

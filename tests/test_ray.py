@@ -52,9 +52,12 @@ def test_ray_two_processes_by_two_devices_match_one_process_by_four(tmp_path):
 
 def test_a_local_ray_run_listens_on_loopback_only(tmp_path):
     """Every socket that the local Ray instance, its workers and the `jax.distributed` run over
-    them listen on is on 127.0.0.1: they are services nobody else should reach."""
+    them listen on during a two-worker training run is on 127.0.0.1: they are services nobody
+    else should reach."""
+    config = config_from_dict(small(train={"steps": 4, "checkpoint_every": 2}, sharding={"parts": 2}))
     with ListenersOf(os.getpid()) as listeners:
-        launch_sampling(LatticeJob(rows=8, cols=8, samples=2), RayLaunch(workers=2, **LAUNCH), str(tmp_path / "ray"))
+        result = launch_training(config, tmp_path / "w", RayLaunch(workers=2, **LAUNCH))
+    assert result.error is None, result.error
     names = {name for name, _, _ in listeners.found}
     # the poll saw the instance's own servers (else the check below would pass vacuously)
     assert {"gcs_server", "raylet"} <= names, listeners.found
