@@ -255,3 +255,16 @@ def parse_section(cls: type, raw: Any, name: str) -> Any:
             # every seed of every command: JAX keys and numpy generators take 32-bit seeds
             raise ConfigError(f"'{name}.seed' must be in [0, 2**32), got {values[key]!r}")
     return cls(**values)
+
+
+def diff_identity(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested dicts (a config's identity now, `a`,
+    and the one a workdir's checkpoints were made with, `b`), as `key: b in the workdir, a now`."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_identity(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {vb!r} in the workdir, {va!r} now")
+    return out

@@ -111,7 +111,7 @@ def init_ray(launch: RayLaunch) -> bool:
     cpus = launch.local_cpus or max(2, int(launch.workers * launch.cpus_per_worker) + 1)
     ray.init(
         address="local", num_cpus=cpus, object_store_memory=launch.object_store_mb * 2**20,
-        include_dashboard=False, runtime_env=env,
+        include_dashboard=True, runtime_env=env,
     )
     return True
 
@@ -337,10 +337,10 @@ def _joined_worker(loop_config: dict):
 
 
 def run_on_workers(function: Callable, arguments, launch: RayLaunch, storage: str | pathlib.Path, *,
-                   name: str = "distthrml"):
+                   name: str = "distthrml", max_failures: int = 0):
     """Run `function(arguments)` on every worker of a Ray Train group, the workers joined into one
     `jax.distributed` run (so `jax.devices()` lists every worker's devices), and return what
-    rank 0's call returned. No restarts: a failed worker fails the run.
+    rank 0's call returned.
 
     **Arguments:**
 
@@ -349,11 +349,13 @@ def run_on_workers(function: Callable, arguments, launch: RayLaunch, storage: st
     - `launch`: the Ray settings.
     - `storage`: Ray Train's storage folder.
     - `name`: the Ray Train run's name.
+    - `max_failures`: restarts of the whole group after a worker fails (each restart calls
+        `function` afresh on every worker: it must resume on its own, e.g. from checkpoints).
 
     **Raises:** `RuntimeError` with the worker's error when the run fails.
     """
     result = _fit(_joined_worker, {"function": function, "arguments": arguments}, launch, name=name,
-                  storage=pathlib.Path(storage), max_failures=0)
+                  storage=pathlib.Path(storage), max_failures=max_failures)
     if result.error is not None:
         raise RuntimeError(f"ray run {name!r} failed: {result.error}")
     return result.return_value

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cluster.cli import main as cli_main
-from cluster.train import checkpoint as ck
+from cluster import checkpoint as ck
 from cluster.train.config import ConfigError, config_from_dict, load_config
 from cluster.train.run import train
 

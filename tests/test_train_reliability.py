@@ -197,7 +197,7 @@ def test_second_trainer_on_a_workdir_is_refused(tmp_path, long_reference, capsys
         before = {p: p.stat().st_mtime_ns for p in [workdir / "config.yaml"]}
         second = subprocess.run(_cmd(config, workdir), cwd=REPO, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2
-        assert second.stderr.strip() == (f"distthrml: error: {workdir} is in use by another training run (PID {first.pid}); "
+        assert second.stderr.strip() == (f"distthrml: error: {workdir} is in use by another run (PID {first.pid}); "
                                          "wait for it or stop it, or use another --workdir"), second.stderr
         assert {p: p.stat().st_mtime_ns for p in before} == before
     finally:

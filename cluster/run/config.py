@@ -53,14 +53,18 @@ class ShardingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OutputConfig:
-    """`output:` where and what to write."""
+    """`output:` where and what to write; `states` streams every observed state to `states.zarr`;
+    `checkpoint_every` (sweeps) checkpoints the run in `dir` so that rerunning it resumes (as
+    `--workdir DIR` does, which checkpoints after every chunk unless this is set)."""
 
     dir: str = "out/run"
     plots: bool = True
     samples: bool = True
     moments: bool = False
+    states: bool = False
     snapshots: int = 4
     progress: bool = True
+    checkpoint_every: int | None = optional(int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +152,8 @@ def _validate_rest(config: RunConfig) -> None:
         check_device_count(config, config.devices)
     if out.snapshots < 1:
         raise ConfigError(f"output.snapshots must be >= 1, got {out.snapshots}")
+    if out.checkpoint_every is not None and out.checkpoint_every < 1:
+        raise ConfigError(f"output.checkpoint_every must be >= 1 sweeps, got {out.checkpoint_every}")
     size = graph_size(config.model)
     if size is not None:
         check_sampling_fits(*size, chains=s.chains, samples=s.samples, key="sampling.chains")

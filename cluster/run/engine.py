@@ -15,7 +15,7 @@ from jax.sharding import PartitionSpec as P
 
 from distthrml.block_sampling import SamplingSchedule, sample_with_observation
 from distthrml.chains import map_chains
-from distthrml.sharding import shard_program
+from distthrml.sharding import shard_program, spans_processes, to_global
 
 from ..devices import device_mesh
 from ..workloads.build import BuiltModel, partition_model, random_states
@@ -52,10 +52,14 @@ class Engine:
         return self.mesh is not None
 
     def place(self, x, replicated: bool = False):
-        """Put `x` where the compiled chunks expect it (chain axis over the mesh's chains axis)."""
+        """Put `x` where the compiled chunks expect it (chain axis over the mesh's chains axis; a
+        global array when the mesh spans processes)."""
         if self.mesh is None:
             return x
-        return jax.device_put(x, NamedSharding(self.mesh, P() if replicated else P("chains")))
+        spec = P() if replicated else P("chains")
+        if spans_processes(self.mesh):
+            return to_global(x, self.mesh, spec)
+        return jax.device_put(x, NamedSharding(self.mesh, spec))
 
     def compile(self, schedule: SamplingSchedule, keys, state, carry) -> None:
         """Compile the chunk function of `schedule` for these argument shapes (once per schedule)."""
@@ -81,7 +85,8 @@ class Engine:
         return compiled(params, keys, state, carry)
 
 
-def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, devices: list, parts: int) -> Engine:
+def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, devices: list, parts: int,
+                assignment: np.ndarray | None = None) -> Engine:
     """Partition and shard `model`'s program over `devices` (or keep it whole for one device).
 
     **Arguments:**
@@ -90,12 +95,14 @@ def make_engine(model: BuiltModel, observer: JobObserver, config: RunConfig, dev
     - `config`: the run config (`sharding` section).
     - `devices`: the devices the run may use.
     - `parts`: number of graph parts.
+    - `assignment`: the part of every program index when the partition was made already (by
+        the driver of a Ray launch), else None.
     """
     sh = config.sharding
     start = time.perf_counter()
     if parts == 1 and sh.chains_axis == 1:
         return Engine(model, observer, model.program, None, None, time.perf_counter() - start)
-    part = partition_model(model, parts, sh.method, sh.seed)
+    part = partition_model(model, parts, sh.method, sh.seed, assignment=assignment)
     mesh = device_mesh(devices[: sh.chains_axis * parts], sh.chains_axis)
     target = shard_program(model.program, part, mesh)
     return Engine(model, observer, target, part, mesh, time.perf_counter() - start, parts=parts)

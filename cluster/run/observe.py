@@ -25,7 +25,8 @@ class JobObserver(AbstractObserver):
 
     Records per observation: spins: `pair` (sum of `s_u s_v` over edges, weighted by the edge
     couplings when they differ) and `spin` (sum of `s_i`); Potts: `equal` (edges whose ends
-    agree) and `majority` (size of the largest category).
+    agree) and `majority` (size of the largest category); with `states`, also `state` (the
+    global state, to be streamed to disk).
     """
 
     u: jax.Array  # [E] global-state slot of every edge's first node
@@ -36,6 +37,7 @@ class JobObserver(AbstractObserver):
     moments: bool = eqx.field(static=True)
     slots: Block  # every node, in global-state slot order
     ends: tuple[Block, Block]  # every edge's two nodes
+    states: bool = eqx.field(static=True, default=False)
 
     def __call__(self, program, state_free, state_clamped, carry, iteration):
         global_state = block_state_to_global(list(state_free) + list(state_clamped), program.gibbs_spec)
@@ -54,6 +56,8 @@ class JobObserver(AbstractObserver):
         else:
             counts = jnp.bincount(state.astype(jnp.int32), length=self.categories)
             record = {"equal": jnp.sum((a == b).astype(jnp.int32)), "majority": jnp.max(counts).astype(jnp.int32)}
+        if self.states:
+            record["state"] = state
         new = {"state": state}
         if self.moments:
             node = state.astype(jnp.int32) if self.categories is None else jax.nn.one_hot(state, self.categories, dtype=jnp.int32)
@@ -68,7 +72,8 @@ class JobObserver(AbstractObserver):
         if self.weights is not None:
             return None  # float sums over shards would round differently: observe the whole state
         edges = view.rows(list(self.ends))
-        return None if edges is None else _ShardJob(self.categories, self.moments, view.rows([self.slots]), edges, view)
+        return None if edges is None else _ShardJob(self.categories, self.moments, view.rows([self.slots]), edges, view,
+                                                    self.states)
 
     def carry_init(self, program) -> dict:
         """The carry a chunk starts from (shared by all chains: the state slot is overwritten)."""
@@ -92,6 +97,7 @@ class _ShardJob(ShardObservation):
     nodes: LocalRows
     edges: LocalRows
     view: ShardView
+    states: bool = eqx.field(static=True, default=False)
 
     def init(self, carry):
         out = {"state": self.nodes.localize(carry["state"])}
@@ -113,6 +119,8 @@ class _ShardJob(ShardObservation):
         else:
             counts = jnp.zeros(self.categories, jnp.int32).at[x.astype(jnp.int32)].add(on_nodes.astype(jnp.int32))
             record = {"equal": jnp.sum((on_edges & (a == b)).astype(jnp.int32)), "counts": counts}
+        if self.states:
+            record["state"] = x
         new = {"state": x}
         if self.moments:
             node = x.astype(jnp.int32) if self.categories is None else jax.nn.one_hot(x, self.categories, dtype=jnp.int32)
@@ -126,9 +134,12 @@ class _ShardJob(ShardObservation):
             if self.moments
             else {}
         )
-        totals = self.view.sum(observations)
+        sums = {k: v for k, v in observations.items() if k != "state"}
+        totals = self.view.sum(sums)
         if self.categories is not None:
             totals = {"equal": totals["equal"], "majority": jnp.max(totals["counts"], axis=-1)}
+        if self.states:  # [samples, owned rows] on each shard -> [samples, all slots]
+            totals["state"] = self.view.gather(observations["state"], self.nodes, axis=1)
         return carry, totals
 
 
@@ -138,13 +149,14 @@ def node_slots(model: BuiltModel) -> np.ndarray:
     return np.asarray(spec.node_sd_position[spec.node_index.lookup(model.nodes.ids)])
 
 
-def make_observer(model: BuiltModel, moments: bool) -> JobObserver:
+def make_observer(model: BuiltModel, moments: bool, states: bool = False) -> JobObserver:
     """The observer of `model`'s job.
 
     **Arguments:**
 
     - `model`: the built model.
     - `moments`: whether to count node and edge moments.
+    - `states`: whether to record the state at every observation (for `output.states`).
     """
     slots = node_slots(model)
     weights = None if model.weights is None else jnp.asarray(model.weights, jnp.float32)
@@ -153,5 +165,5 @@ def make_observer(model: BuiltModel, moments: bool) -> JobObserver:
         jnp.asarray(slots[model.edges[:, 0]].astype(np.int32)),
         jnp.asarray(slots[model.edges[:, 1]].astype(np.int32)),
         weights, int(spec.block_sd_index[0]), model.categories, moments,
-        concat_blocks(spec.blocks), (model.nodes[model.edges[:, 0]], model.nodes[model.edges[:, 1]]),
+        concat_blocks(spec.blocks), (model.nodes[model.edges[:, 0]], model.nodes[model.edges[:, 1]]), states,
     )

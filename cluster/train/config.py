@@ -155,15 +155,3 @@ def load_config(path: str | pathlib.Path) -> Config:
     """
     with in_file(path):
         return config_from_dict(read_yaml(path))
-
-
-def diff_identity(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two `Config.identity()` dicts."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += diff_identity(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {vb!r} in the workdir, {va!r} now")
-    return out

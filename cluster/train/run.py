@@ -17,15 +17,16 @@ import yaml
 
 import distthrml as dt
 
-from . import checkpoint as ck
+from .. import checkpoint as ck
 from . import data as data_lib
 from . import model as m
 from . import plots
 from . import step as step_lib
-from .config import Config, ConfigError, diff_identity
-from .lock import WorkdirLock
+from ..config_file import diff_identity
+from .config import Config, ConfigError
+from ..lock import WorkdirLock
 from .metrics import MetricsLog, read_csv
-from .multihost import broadcast_from_primary, to_host
+from ..multihost import broadcast_tree, to_host
 from .stops import STOPS, Stopped
 
 OUTPUTS = ["checkpoints", "metrics.csv", "tensorboard", "config.yaml", "summary.json",
@@ -167,18 +168,23 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
         check_workdir(config, store, workdir, force, echo)
         if not store.directory.exists():
             store = ck.CheckpointStore(workdir / "checkpoints", config.train.keep_last)
-    chosen = None  # (state, step) to resume from, chosen by the primary process
+    sent = None  # the state and step every process resumes from, chosen by the primary one
     if primary:
         found = ck.newest_checkpoint(store, resume_from, target)
         if found is not None:
             tree, meta, source = found
             if meta.get("fingerprint") != config.fingerprint():
                 raise ConfigError(f"checkpoint {source} belongs to a different config")
-            chosen = (tree, int(meta["step"]))
-            echo(f"resumed from step {chosen[1]} ({source})")
+            echo(f"resumed from step {meta['step']} ({source})")
+            # broadcast_tree takes dicts: the state's leaves go by their position
+            sent = {"step": np.array(int(meta["step"])), "leaves": {str(i): x for i, x in enumerate(jax.tree.leaves(tree))}}
     # every process continues from the primary's choice: a restarted group must not mix steps
-    tree, start, resuming = broadcast_from_primary(chosen, target)
+    sent = broadcast_tree(sent)
+    resuming = sent is not None
+    start = int(sent["step"]) if resuming else 0
     if resuming:
+        leaves = [sent["leaves"][str(i)] for i in range(len(sent["leaves"]))]
+        tree = jax.tree.unflatten(jax.tree.structure(target), leaves)
         state = TrainState(tree["params"], tree["opt_state"], tree["chains"], tree["key"])
     if primary:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

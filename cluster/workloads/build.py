@@ -110,7 +110,8 @@ def build_model(model: ModelConfig, source: str | pathlib.Path | None = None) ->
     )
 
 
-def partition_model(model: BuiltModel, parts: int, method: str, seed: int = 0, capacity: int | None = None):
+def partition_model(model: BuiltModel, parts: int, method: str, seed: int = 0, capacity: int | None = None,
+                    assignment: np.ndarray | None = None):
     """A `partition.Partition` of the model's interaction graph (program indices) into `parts`.
 
     `contiguous` takes consecutive *node numbers* (row-major on lattices, so horizontal strips),
@@ -123,15 +124,20 @@ def partition_model(model: BuiltModel, parts: int, method: str, seed: int = 0, c
     - `method`: `metis`, `random` or `contiguous`.
     - `seed`: METIS / random seed.
     - `capacity`: the most nodes one part may hold (a chip's capacity), or None.
+    - `assignment`: the part of every program index, computed before (by a launcher's driver,
+        which partitions once for all its workers); None partitions here.
 
     **Returns:** the partition with the program's update blocks, so that its halo plan is built
     once for the report, the sharded program and the emulation.
     """
-    return _partition(model, parts, method, seed, capacity).with_blocks(program_node_block(model.program))
+    return _partition(model, parts, method, seed, capacity, assignment).with_blocks(program_node_block(model.program))
 
 
-def _partition(model: BuiltModel, parts: int, method: str, seed: int, capacity: int | None):
+def _partition(model: BuiltModel, parts: int, method: str, seed: int, capacity: int | None, assignment):
     graph = interaction_graph(model.program)
+    if assignment is not None:
+        return partition_lib.Partition(assignment=np.asarray(assignment, np.int64), n_parts=parts,
+                                       csr=partition_lib.as_csr(graph), method=method, seed=seed, capacity=capacity)
     if method != "contiguous":
         if capacity is None:
             return partition_lib.partition_graph(graph, parts, method=method, seed=seed)

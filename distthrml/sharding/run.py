@@ -143,28 +143,40 @@ def spans_processes(mesh) -> bool:
     return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
 
 
+def to_global(tree, mesh, spec: P):
+    """Every array of `tree` as a global array over `mesh` laid out by `spec`, built from the whole
+    value that every process holds (PRNG keys too); arrays that are global already stay as they
+    are. `jax.device_put` cannot do this when the mesh spans processes.
+
+    **Arguments:**
+
+    - `tree`: a pytree (non-array leaves pass through).
+    - `mesh`: the mesh (e.g. a `ShardedProgram`'s).
+    - `spec`: how the arrays are split over the mesh's axes (`P()`: replicated).
+    """
+
+    def one(x):
+        if not eqx.is_array(x) or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+            return x
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            impl = jax.random.key_impl(x)
+            return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=impl)
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
+
+    return jax.tree.map(one, tree)
+
+
 def _globalize(args):
     """The arguments of `_sample` with every array a global array of the sharded program's mesh
     (every process holds all of every input): the sharded tables split over `graph`, the keys
     and initial states over `chains`, everything else replicated."""
     sprog, keys, schedule, init, clamp, carry, observer = args
     mesh = sprog.mesh
-
-    def put(tree, spec):
-        def one(x):
-            if not eqx.is_array(x) or (isinstance(x, jax.Array) and not x.is_fully_addressable):
-                return x
-            if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-                impl = jax.random.key_impl(x)
-                return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=impl)
-            host = np.asarray(x)
-            return jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda idx: host[idx])
-
-        return jax.tree.map(one, tree)
-
-    tables = put(sprog.tables, P("graph"))
-    sprog = eqx.tree_at(lambda s: s.tables, put(sprog, P()), tables)
-    return (sprog, put(keys, P("chains")), schedule, put(init, P("chains")), put(clamp, P()), put(carry, P()), put(observer, P()))
+    tables = to_global(sprog.tables, mesh, P("graph"))
+    sprog = eqx.tree_at(lambda s: s.tables, to_global(sprog, mesh, P()), tables)
+    return (sprog, to_global(keys, mesh, P("chains")), schedule, to_global(init, mesh, P("chains")),
+            to_global(clamp, mesh, P()), to_global(carry, mesh, P()), to_global(observer, mesh, P()))
 
 
 def _gather_to_host(outputs):

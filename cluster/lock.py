@@ -1,4 +1,4 @@
-"""One trainer per workdir: an exclusive `fcntl.flock` on `workdir/.lock`.
+"""One run per workdir (`train`, checkpointed `run`): an exclusive `fcntl.flock` on `workdir/.lock`.
 
 The kernel drops a flock when its holder dies, also on SIGKILL, so a crashed run never leaves
 the workdir locked; the file only records the holder's PID for the error message.
@@ -10,11 +10,11 @@ import fcntl
 import os
 import pathlib
 
-from .config import ConfigError
+from .config_file import ConfigError
 
 
 class WorkdirBusyError(ConfigError):
-    """Another process trains in this workdir."""
+    """Another process runs in this workdir."""
 
 
 class WorkdirLock:
@@ -22,7 +22,7 @@ class WorkdirLock:
 
     **Arguments:**
 
-    - `workdir`: the training workdir (must exist).
+    - `workdir`: the run's workdir (must exist).
     """
 
     def __init__(self, workdir: pathlib.Path):
@@ -37,7 +37,7 @@ class WorkdirLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise WorkdirBusyError(f"{self.path.parent} is in use by another training run (PID {holder}); "
+            raise WorkdirBusyError(f"{self.path.parent} is in use by another run (PID {holder}); "
                                    "wait for it or stop it, or use another --workdir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -1,8 +1,10 @@
-"""Orbax checkpoints of a training run: one directory per step, saved atomically, the last K kept.
+"""Orbax checkpoints of a long job (`train`, `run`): one directory per step, saved atomically,
+the last K kept.
 
-Each step directory holds two Orbax items: `state` (parameters, optimizer state, persistent
-chains, RNG key: a pytree of arrays) and `meta` (JSON: step, data position, config, a SHA-256
-of the state's bytes and one of the metadata itself, whose step must match the directory's).
+Each step directory holds two Orbax items: `state` (a pytree of arrays: a training run's
+parameters, optimizer state, chains and key; a sampling run's chains and what it recorded) and
+`meta` (JSON: step, config, a SHA-256 of the state's bytes and one of the metadata itself, whose
+step must match the directory's).
 Orbax writes into a temporary directory and renames it when complete, so a crash mid-save leaves
 no step directory that lists as finished; the checksums catch a finished directory damaged
 afterwards (truncated or edited files), and restore then falls back to the previous step with a

@@ -1,0 +1,92 @@
+"""Checkpoints of a sampling run (`distthrml run --workdir DIR`): after chosen chunks, the chains'
+states and everything recorded so far are saved with Orbax (atomic, checksummed, the newest two
+kept: `cluster.checkpoint`), so that rerunning the command continues where the run stopped.
+
+A checkpoint holds the states in the unsharded program's global order and no key (chunk `c`'s
+keys are a function of the seed and `c`), so it does not depend on the layout: a run checkpointed
+on K devices (or W Ray workers) resumes on any other number, and ends with the samples of an
+uninterrupted run on either, bit for bit (contract 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+
+from .. import checkpoint as ck
+from ..config_file import ConfigError, diff_identity
+from ..workloads.schema import model_keys
+from .chunks import Chunk, Progress
+from .config import RunConfig
+
+KEEP_LAST = 2  # the newest, and one to fall back on if it is damaged
+
+
+def identity(config: RunConfig) -> dict:
+    """What a run's samples depend on (its checkpoints resume only under the same): the model,
+    the schedule and seed, and what is recorded. Not the devices, parts, partition or launcher."""
+    return {"model": model_keys(config.model), "sampling": dataclasses.asdict(config.sampling),
+            "moments": config.output.moments, "states": config.output.states}
+
+
+def fingerprint(config: RunConfig) -> str:
+    return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def due(chunks: list[Chunk], c: int, every: int | None) -> bool:
+    """Whether to checkpoint after chunk `c`: every chunk (`every` None), else once the sweeps
+    done pass a multiple of `every`, and always after the last chunk.
+
+    **Arguments:**
+
+    - `chunks`: the run's chunks.
+    - `c`: the chunk just run.
+    - `every`: `output.checkpoint_every` (sweeps), or None.
+    """
+    if every is None or c == len(chunks) - 1:
+        return True
+    before = sum(chunk.sweeps for chunk in chunks[:c])
+    return (before + chunks[c].sweeps) // every > before // every
+
+
+class RunCheckpoints:
+    """The `checkpoints/` folder of a sampling run's workdir (used by the primary process only).
+
+    **Arguments:**
+
+    - `workdir`: the run's folder (its output folder).
+    - `config`: the run's config.
+    - `chunks`: the run's chunks (a checkpoint must fit their plan).
+    """
+
+    def __init__(self, workdir: str | pathlib.Path, config: RunConfig, chunks: list[Chunk]):
+        self.config, self.chunks = config, chunks
+        self.store = ck.CheckpointStore(pathlib.Path(workdir) / "checkpoints", KEEP_LAST)
+
+    def restore(self) -> tuple[Progress, pathlib.Path] | None:
+        """The progress of the newest intact checkpoint and its folder, or None; a checkpoint of
+        another config is refused, naming the keys that differ."""
+        meta = self.store.latest_meta()
+        if meta is not None and meta.get("fingerprint") != fingerprint(self.config):
+            diffs = diff_identity(identity(self.config), meta.get("identity", {}))
+            raise ConfigError(f"{self.store.directory} holds checkpoints of another run ({'; '.join(diffs)}); "
+                              "use another --workdir, or delete its checkpoints/ to start over")
+        restored = self.store.restore_latest(None)
+        if restored is None:
+            return None
+        tree, meta = restored
+        done = int(meta["step"])
+        if not 0 < done <= len(self.chunks):
+            raise ck.CheckpointError(f"{self.store.step_dir(done)} is after chunk {done} of a run of {len(self.chunks)}")
+        return Progress.from_tree(tree, done, float(meta["sample_seconds"])), self.store.step_dir(done)
+
+    def save(self, progress: Progress) -> None:
+        """Save `progress` as checkpoint `progress.chunks_done` (atomic)."""
+        meta = {"step": progress.chunks_done, "sample_seconds": progress.sample_seconds,
+                "fingerprint": fingerprint(self.config), "identity": identity(self.config)}
+        self.store.save(progress.chunks_done, progress.tree(), meta)
+
+    def close(self) -> None:
+        self.store.close()
