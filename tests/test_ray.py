@@ -161,6 +161,7 @@ def ray_head(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
+    """`distthrml train` and a checkpointed `distthrml run` over 2 workers, submitted as Ray jobs."""
     address, client = ray_head
     config = tmp_path / "train.yaml"
     raw = copy.deepcopy(yaml.safe_load((REPO / "configs" / "train_digits.yaml").read_text()))
@@ -173,15 +174,30 @@ def test_ray_job_submit_to_a_local_head(tmp_path, ray_head):
          DISTTHRML, "train", str(config), "--workdir", str(workdir)],
         check=True, capture_output=True, env=env,
     )
-    deadline = time.monotonic() + 400
-    status = None
-    while time.monotonic() < deadline:
-        status = str(client.get_job_status("distthrml-test"))
-        if status.endswith(("SUCCEEDED", "FAILED", "STOPPED")):
-            break
-        time.sleep(2)
+    # a checkpointed sampling run, submitted beside it
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(yaml.safe_dump({"model": {"kind": "ising2d", "rows": 32, "cols": 32, "beta": 0.3},
+                                          "sampling": {"chains": 4, "warmup": 20, "samples": 10, "steps_per_sample": 2},
+                                          "output": {"plots": False, "progress": False}}))
+    subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--submission-id", "distthrml-run-test", "--no-wait", "--",
+         DISTTHRML, "run", str(run_config), "--workdir", str(tmp_path / "run"), "--workers", "2"],
+        check=True, capture_output=True, env=env,
+    )
+    for job in ("distthrml-test", "distthrml-run-test"):
+        deadline = time.monotonic() + 400
+        status = None
+        while time.monotonic() < deadline:
+            status = str(client.get_job_status(job))
+            if status.endswith(("SUCCEEDED", "FAILED", "STOPPED")):
+                break
+            time.sleep(2)
+        assert status.endswith("SUCCEEDED"), client.get_job_logs(job)[-3000:]
+    run_logs = client.get_job_logs("distthrml-run-test")
+    assert "finished on 2 Ray worker(s)" in run_logs
+    run_summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert run_summary["processes"] == 2 and (tmp_path / "run" / "checkpoints").is_dir()
     logs = client.get_job_logs("distthrml-test")
-    assert status.endswith("SUCCEEDED"), logs[-3000:]
     assert "ray train finished" in logs
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["steps"] == 60 and summary["heldout_pll_trained"] > summary["heldout_pll_untrained"]

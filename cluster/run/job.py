@@ -57,14 +57,14 @@ def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print, check
 def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, devices: list | None,
          assignment: np.ndarray | None) -> dict:
     wall = time.perf_counter()
-    primary = jax.process_index() == 0
-    if not primary:
-        echo = _quiet
     sh = config.sharding
     auto = devices is None and config.devices == "auto"
     if devices is None:  # first: CPU emulation must precede the backend start
         devices = run_devices(config.devices, sh.parts * sh.chains_axis if sh.parts else None)
     check_device_count(config, len(devices))
+    primary = jax.process_index() == 0
+    if not primary:
+        echo = _quiet
     m, s, out = config.model, config.sampling, config.output
 
     model = build_model(m, config.source)
@@ -109,18 +109,31 @@ def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, dev
             states_file = StatesFile(out.dir, shape, model.categories is not None, per_chunk,
                                      resume=progress.chunks_done > 0)
 
+        io = {"checkpoints": 0, "checkpoint_seconds": 0.0, "states_seconds": 0.0}  # this process's share
+        saved = {"at": progress.sample_seconds, "cost": 0.0}  # the last save: sampling time then, and its cost
+
         def after_chunk(c: int, now: Progress, states: np.ndarray | None) -> None:
+            start = time.perf_counter()
             if states_file is not None and not chunks[c].warmup:
                 first = int(np.count_nonzero(~now.is_warmup)) - states.shape[1]
                 states_file.write(first, _flat_node_order(model, states, slots))
-            if checkpoints is not None and resume.due(chunks, c, out.checkpoint_every):
+            io["states_seconds"] += time.perf_counter() - start
+            if checkpoints is not None and resume.due(chunks, c, out.checkpoint_every, now.sample_seconds - saved["at"],
+                                                      saved["cost"]):
+                start = time.perf_counter()
+                if states_file is not None:
+                    states_file.flush()  # a checkpoint after chunk c vouches for the states up to c
                 checkpoints.save(now)
+                saved.update(at=now.sample_seconds, cost=time.perf_counter() - start)
+                io["checkpoints"] += 1
+                io["checkpoint_seconds"] += saved["cost"]
 
         result = run_chunks(engine, chunks, jax.random.fold_in(base, 1), progress, s.chains,
                             show_progress=out.progress and primary, describe=describe, after_chunk=after_chunk)
         if states_file is not None:
             states_file.finish()
-    return _report(config, model, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall, echo, primary)
+    return _report(config, model, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall, echo, primary,
+                   io)
 
 
 def _quiet(*_args) -> None:
@@ -155,7 +168,7 @@ def _resume(checkpoints: resume.RunCheckpoints | None, init, echo) -> tuple[Prog
 
 
 def _report(config, model, engine, parts, devices, chunks, result: Progress, resumed_from, timed, slots, wall, echo,
-            primary) -> dict:
+            primary, io: dict) -> dict:
     """The summary, the report and (process 0 only) the output files of a finished run."""
     m, s, out = config.model, config.sampling, config.output
     energy, order = stats.traces(model, m, result.records)
@@ -185,6 +198,8 @@ def _report(config, model, engine, parts, devices, chunks, result: Progress, res
             "partition_seconds": engine.partition_seconds,
             "compile_seconds": engine.compile_seconds,
             "sample_seconds": result.sample_seconds,
+            # since this process started (a resumed run's earlier segments are not counted)
+            **io,
         },
     }
     # flat copies of the headline figures, for scripts that read summary.json

@@ -58,7 +58,14 @@ def format_report(summary: dict[str, Any]) -> str:
     s = summary["sampling"]
     timing = f"(compile {t['compile_seconds']:.2f} s, wall {t['wall_seconds']:.1f} s)"
     rows.append(("sampling", f"{s['chains']} chains x {summary['sweeps']} sweeps in {t['sample_seconds']:.2f} s {timing}"))
-    rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns"))
+    if summary["flips_per_ns"] is not None:
+        rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns"))
+    if summary.get("resumed_after_chunk") is not None:
+        rows.append(("resumed", f"after chunk {summary['resumed_after_chunk']} of {summary['chunks']}"))
+    if t.get("checkpoints"):
+        share = t["checkpoint_seconds"] / t["sample_seconds"] if t["sample_seconds"] else 0.0
+        rows.append(("checkpoints", f"{t['checkpoints']} saved in {t['checkpoint_seconds']:.2f} s "
+                                    f"({100 * share:.1f}% of the sampling time)"))
     obs = summary["observables"]
     energy = _pm(obs["energy_per_site"], obs["energy_per_site_stderr"])
     if "onsager_energy_per_site" in obs:

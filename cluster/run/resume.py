@@ -35,18 +35,28 @@ def fingerprint(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def due(chunks: list[Chunk], c: int, every: int | None) -> bool:
-    """Whether to checkpoint after chunk `c`: every chunk (`every` None), else once the sweeps
-    done pass a multiple of `every`, and always after the last chunk.
+# without `output.checkpoint_every`, saving may take at most this share of the sampling time (a
+# save costs about 0.1 s plus the bytes; measured by benchmarks/checkpoint_cost.py)
+MAX_OVERHEAD = 0.05
+
+
+def due(chunks: list[Chunk], c: int, every: int | None, sampled_s: float = 0.0, last_save_s: float = 0.0) -> bool:
+    """Whether to checkpoint after chunk `c`: always after the last chunk; with `every`, once the
+    sweeps done pass a multiple of it; else once the sampling time since the last save is long
+    enough that the last save's cost is at most `MAX_OVERHEAD` of it (the first chunk saves).
 
     **Arguments:**
 
     - `chunks`: the run's chunks.
     - `c`: the chunk just run.
     - `every`: `output.checkpoint_every` (sweeps), or None.
+    - `sampled_s`: sampling seconds since the last save (or the start).
+    - `last_save_s`: how long the last save took (0 before the first).
     """
-    if every is None or c == len(chunks) - 1:
+    if c == len(chunks) - 1:
         return True
+    if every is None:
+        return sampled_s * MAX_OVERHEAD >= last_save_s
     before = sum(chunk.sweeps for chunk in chunks[:c])
     return (before + chunks[c].sweeps) // every > before // every
 

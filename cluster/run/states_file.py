@@ -43,6 +43,7 @@ class StatesFile:
 
         self.out = pathlib.Path(out)
         self.path = self.out / PARTIAL
+        self.pending = None
         dtype = "|u1" if categorical else "|i1"
         if resume:
             if not self.path.is_dir() and (self.out / FINAL).is_dir():
@@ -63,11 +64,20 @@ class StatesFile:
         self.array = ts.open({**_spec(self.path), "metadata": metadata}, create=True, delete_existing=True).result()
 
     def write(self, first: int, states: np.ndarray) -> None:
-        """Store `states` `[chains, n, nodes]` as samples `first .. first + n - 1`."""
-        self.array[:, first : first + states.shape[1], :].write(states).result()
+        """Start storing `states` `[chains, n, nodes]` as samples `first .. first + n - 1`; the
+        write goes on while the next chunk samples (`flush` waits for it)."""
+        self.flush()
+        self.pending = self.array[:, first : first + states.shape[1], :].write(states)
+
+    def flush(self) -> None:
+        """Wait until every write started so far is on disk."""
+        if self.pending is not None:
+            self.pending.result()
+            self.pending = None
 
     def finish(self) -> pathlib.Path:
         """Rename the finished file to `states.zarr` (replacing an earlier run's)."""
+        self.flush()
         final = self.out / FINAL
         if self.path == final:
             return final
