@@ -29,6 +29,7 @@ from .errors import BlockError as BlockError
 from .errors import DistThrmlError as DistThrmlError
 from .errors import InteractionError as InteractionError
 from .errors import ParameterError as ParameterError
+from .errors import RepeatedEdgeWarning as RepeatedEdgeWarning
 from .errors import ProgramError as ProgramError
 from .errors import StateError as StateError
 from .factor import AbstractFactor as AbstractFactor

@@ -45,3 +45,8 @@ class ShardingError(DistThrmlError):
 
 class ParameterError(DistThrmlError):
     """A concrete model parameter (weight, bias, beta) is NaN or infinite, or an edge is a self loop."""
+
+
+class RepeatedEdgeWarning(UserWarning):
+    """A model lists one edge more than once (in either orientation): its couplings add up, which
+    is legal (as in THRML) but usually a mistake (both directions of an undirected edge list)."""

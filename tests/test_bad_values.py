@@ -219,3 +219,18 @@ def test_damaged_graph_npz_is_named(tmp_path, capsys, content, match):
     err = capsys.readouterr().err
     assert f"model.graph_path: {path}" in err and match in err, err
     assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_ising_ebm_warns_on_a_repeated_edge():
+    """Both orientations of one edge double its coupling: legal, as in THRML, but named."""
+    import warnings
+
+    from distthrml import RepeatedEdgeWarning
+
+    nodes = [SpinNode() for _ in range(3)]
+    with pytest.warns(RepeatedEdgeWarning, match="listed more than once"):
+        IsingEBM(nodes, [(nodes[0], nodes[1]), (nodes[1], nodes[2]), (nodes[1], nodes[0])], jnp.zeros(3), jnp.ones(3),
+                 jnp.array(1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        IsingEBM(nodes, [(nodes[0], nodes[1]), (nodes[1], nodes[2])], jnp.zeros(3), jnp.ones(2), jnp.array(1.0))

@@ -4,6 +4,7 @@ gradients. Every entry point takes THRML's node lists or distthrml's blocks (arr
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -22,7 +23,7 @@ from ..block_sampling import (
     sample_with_observation,
 )
 from ..chains import map_chains
-from ..errors import BlockError, InteractionError, ParameterError
+from ..errors import BlockError, InteractionError, ParameterError, RepeatedEdgeWarning
 from ..factor import FactorSamplingProgram
 from ..observers import MomentAccumulatorObserver
 from ..pgm import AbstractNode
@@ -93,6 +94,7 @@ class IsingEBM(AbstractFactorizedEBM):
         _check_finite(biases=biases, weights=weights, beta=beta)
         if np.any(edge_blocks[0].ids == edge_blocks[1].ids):
             raise ParameterError("IsingEBM: a self-loop edge (a node coupled to itself) pins its node; remove it")
+        _warn_on_repeated_edges(edge_blocks)
         super().__init__({node_block.node_type: jax.ShapeDtypeStruct((), jnp.bool_)})
         self.nodes, self.edges = nodes, edges
         self.biases, self.weights, self.beta = biases, weights, beta
@@ -314,6 +316,20 @@ def estimate_kl_grad(
     grad_b = -beta * (jnp.mean(pos_b, axis=(0, 1), dtype=float_type) - jnp.mean(neg_b, axis=0, dtype=float_type))
     grad_w = -beta * (jnp.mean(pos_w, axis=(0, 1), dtype=float_type) - jnp.mean(neg_w, axis=0, dtype=float_type))
     return grad_w, grad_b, (pos_b, pos_w), (neg_b, neg_w)
+
+
+def _warn_on_repeated_edges(edge_blocks: tuple[Block, Block]) -> None:
+    """Warn (THRML accepts it, and the couplings add up) when a node pair is listed more than once,
+    in either orientation: in edge lists that is usually both directions of one undirected edge."""
+    u, v = (np.asarray(b.ids, np.int64) for b in edge_blocks)
+    if len(u) < 2:
+        return
+    keys = np.sort(np.minimum(u, v) << 32 | np.maximum(u, v))  # node ids are below 2**31
+    repeated = np.flatnonzero(keys[1:] == keys[:-1])
+    if repeated.size:
+        key = int(keys[repeated[0]])
+        warnings.warn(f"IsingEBM: the edge between node ids {key >> 32} and {key & 0xFFFFFFFF} is listed more than once "
+                      "(in either orientation); its couplings add up", RepeatedEdgeWarning, stacklevel=3)
 
 
 def _check_finite(**arrays: Array) -> None:
