@@ -65,8 +65,9 @@ class SamplingConfig:
 class GenerationConfig:
     samples: int = 500  # generated images per evaluation
     sweeps: int = 50  # Gibbs sweeps per diffusion step
-    beta_start: float = 1.0  # annealed generation: the first stage's beta (model.beta scaled by it)
-    beta_end: float = 1.0  # the last stage's
+    anneal: str = "last"  # which steps anneal: last (x_1 -> x_0) | all
+    beta_start: float = 1.0  # annealed steps: the first stage's beta (times model.beta)
+    beta_end: float = 1.0  # the last stage's (above 1: colder than the model, cleaner images)
     anneal_stages: int = 1  # stages of equal sweeps, beta linear from beta_start to beta_end
     strip_chains: int = 8  # chains shown in the denoising strip
     seed: int = 0
@@ -78,9 +79,10 @@ class PenaltyConfig:
     target: float = 0.1  # autocorrelation of the outputs at `lag` sweeps the controller aims below
     initial: float = 0.01  # penalty strength lambda at the start
     minimum: float = 0.001
-    maximum: float = 10.0
-    increase: float = 1.5  # lambda *= increase when the autocorrelation is above target
-    decrease: float = 0.8  # lambda *= decrease when it is below
+    maximum: float = 1.0
+    increase: float = 1.2  # lambda *= increase when the (smoothed) autocorrelation is above target
+    decrease: float = 0.9  # lambda *= decrease when it is below
+    smoothing: float = 0.7  # the controller reads a moving average of the measurements (0: the latest)
     lag: int = 20  # sweeps between the two states compared
     warmup: int = 20  # sweeps from noise before the first state
     conditions: int = 4  # inputs x_t the measurement conditions on
@@ -250,17 +252,21 @@ def _check(c: DTMConfig) -> None:
         _need(getattr(g, name) >= 1, f"generation.{name} must be >= 1, got {getattr(g, name)}")
     _need(g.samples >= 2, f"generation.samples must be >= 2 (the FID needs a covariance), got {g.samples}")
     _need(g.anneal_stages <= g.sweeps, f"generation.anneal_stages ({g.anneal_stages}) must not exceed generation.sweeps ({g.sweeps})")
+    _need(g.anneal in ("last", "all"), f"generation.anneal must be 'last' or 'all', got {g.anneal!r}")
     _need(g.strip_chains >= 0, f"generation.strip_chains must be >= 0, got {g.strip_chains}")
     for name in ("beta_start", "beta_end"):
         _need(0 < getattr(g, name) <= MAX_BETA, f"generation.{name} must be in (0, {MAX_BETA:g}], got {getattr(g, name)}")
     _need(0 < p.target < 1, f"penalty.target must be in (0, 1), got {p.target}")
     _need(0 < p.minimum <= p.maximum <= 1e3, f"penalty.minimum and penalty.maximum must satisfy 0 < minimum <= maximum <= 1000, got {p.minimum}, {p.maximum}")
     _need(p.minimum <= p.initial <= p.maximum, f"penalty.initial must be in [penalty.minimum, penalty.maximum], got {p.initial}")
+    _need(0 <= p.smoothing < 1, f"penalty.smoothing must be in [0, 1), got {p.smoothing}")
     _need(p.increase > 1, f"penalty.increase must be > 1, got {p.increase}")
     _need(0 < p.decrease < 1, f"penalty.decrease must be in (0, 1), got {p.decrease}")
     for name in ("lag", "conditions", "measure_every"):
         _need(getattr(p, name) >= 1, f"penalty.{name} must be >= 1, got {getattr(p, name)}")
     _need(p.replicas >= 2, f"penalty.replicas must be >= 2 (a correlation across chains), got {p.replicas}")
+    _need(not p.enabled or s.negative_samples >= 2,
+          f"penalty.enabled needs sampling.negative_samples >= 2 (a correlation per chain), got {s.negative_samples}")
     _need(p.warmup >= 0, f"penalty.warmup must be >= 0, got {p.warmup}")
     _need(o.optimizer in ("adam", "sgd"), f"optim.optimizer must be 'adam' or 'sgd', got {o.optimizer!r}")
     _need(0 <= o.ema < 1, f"optim.ema must be in [0, 1), got {o.ema}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import fid as fid_lib
 from .config import DTMConfig
-from .generate import generate, make_denoiser
+from .generate import denoisers, generate
 from .graph import StepGraph
 
 
@@ -38,7 +38,7 @@ class Evaluator:
         c, ds = self.config, self.dataset
         self.features = fid_lib.feature_map(ds.train, ds.train_labels, c.evaluation.classifier_hidden,
                                             c.evaluation.classifier_seed, self.cache)
-        self.denoise = make_denoiser(self.graph, c)
+        self.denoise = denoisers(self.graph, c)
         self.heldout = self.features(ds.heldout)
         train, noise = fid_lib.reference_sets(ds.train, c.generation.samples, c.generation.seed)
         self.floor = fid_lib.frechet_distance(self.features(train), self.heldout)

@@ -102,7 +102,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(s_a @ s_b)
+    with warnings.catch_warnings():
+        # dead ReLU units have no variance: a singular product, whose square root is still fine
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(s_a @ s_b)
+        if not np.all(np.isfinite(root)):  # as pytorch-fid: a small offset on the diagonal
+            offset = np.eye(len(s_a)) * 1e-6
+            root = linalg.sqrtm((s_a + offset) @ (s_b + offset))
     if np.iscomplexobj(root):
         root = root.real  # numerical noise of a product of two PSD matrices
     return float(max(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * root), 0.0))

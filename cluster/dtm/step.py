@@ -16,11 +16,13 @@ the value at which its pair is uncorrelated, so the chain does not freeze.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import distthrml as dt
@@ -160,19 +162,26 @@ def make_measure(graph: StepGraph, config: DTMConfig, template=None) -> Callable
     return lambda params, key, x_cond: jitted(params, key, x_cond, template)
 
 
-def update_penalty(lam: float, rho: float, config: DTMConfig) -> float:
-    """The controller: lambda grows by `penalty.increase` while the measured autocorrelation is
-    above `penalty.target` and shrinks by `penalty.decrease` below it, within
-    [minimum, maximum]; 0 when the penalty is off.
+def update_penalty(penalty: np.ndarray, rho: float, config: DTMConfig) -> np.ndarray:
+    """The controller: `penalty` is `[lambda, smoothed autocorrelation]`. The measurement `rho`
+    enters a moving average (`penalty.smoothing`; the first one is taken as it is), and lambda
+    grows by `penalty.increase` while that average is above `penalty.target` and shrinks by
+    `penalty.decrease` below it, within [minimum, maximum]; lambda is 0 when the penalty is off.
 
     **Arguments:**
 
-    - `lam`: the current strength.
+    - `penalty`: the current `[lambda, smoothed rho]` (NaN before the first measurement).
     - `rho`: the latest measurement.
     - `config`: the validated config.
+
+    **Returns:** the new `[lambda, smoothed rho]` (float64).
     """
     p = config.penalty
-    if not p.enabled:
-        return 0.0
-    lam = lam * p.increase if rho > p.target else lam * p.decrease
-    return float(min(max(lam, p.minimum), p.maximum))
+    lam, smooth = float(penalty[0]), float(penalty[1])
+    smooth = rho if math.isnan(smooth) else p.smoothing * smooth + (1.0 - p.smoothing) * rho
+    if p.enabled:
+        lam = lam * p.increase if smooth > p.target else lam * p.decrease
+        lam = min(max(lam, p.minimum), p.maximum)
+    else:
+        lam = 0.0
+    return np.array([lam, smooth], np.float64)

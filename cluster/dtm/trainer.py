@@ -183,7 +183,7 @@ class StepTrainer:
             echo(f"step {t}: resumed from iteration {start} (epoch {start // self.ipe})")
         elif init_from:
             state = self._init_from(state, pathlib.Path(init_from))
-        self.progress = Progress(start, state)
+        self.progress = Progress(start, self._placed(state))
         self.base_key = jax.random.wrap_key_data(jnp.asarray(state["key"]))
         self.last_saved = start if restored is not None else -1
         self.rows_path = self.dir / "metrics.csv"
@@ -193,6 +193,17 @@ class StepTrainer:
     def epoch(self) -> int:
         """Finished epochs (a stopped step may be inside one)."""
         return self.progress.iteration // self.ipe
+
+    def _placed(self, state: dict) -> dict:
+        """`state` with the iteration's arguments replicated over the sharded steps' mesh, where
+        the iteration leaves its results: the first call then compiles the only variant."""
+        if self.compiled.template is None:
+            return state
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        replicated = NamedSharding(self.compiled.template.program_negative.mesh, PartitionSpec())
+        moved = {k: jax.device_put(state[k], replicated) for k in ("params", "ema", "opt_state", "chains")}
+        return {**state, **moved}
 
     def initial_state(self) -> dict:
         """The state before the first iteration."""
@@ -290,7 +301,7 @@ class StepTrainer:
             if (i + 1) % c.penalty.measure_every == 0:
                 key = jax.random.fold_in(jax.random.fold_in(self.base_key, 2**30), i)
                 rho = float(self.compiled.measure(ema, key, x_t[: c.penalty.conditions]))
-                penalty = np.array([step_lib.update_penalty(lam, rho, c), rho])
+                penalty = step_lib.update_penalty(penalty, rho, c)
                 acc.setdefault("autocorrelation", []).append(rho)
             for k in ("moment_gap", "grad_norm", "correlation"):
                 acc.setdefault(k, []).append(stats[k])
