@@ -10,9 +10,11 @@ from ..resources import check_fits
 from .config import DTMConfig
 
 PIXEL_BOUND = 784  # rough bound before the dataset is read (MNIST's 28 x 28)
-# bytes per coupling of the lowered program (index tables of both ends, both phases, masks) and
-# per node and chain of a sweep (states, float32 fields, random numbers): measured upper bounds
-BYTES_PER_EDGE = 96
+# bytes per coupling of one step's training (both phases' lowered and sharded tables, the
+# jitted iteration's compilation) and per node and chain of a sweep (states, float32 fields,
+# random numbers): benchmarks/dtm.py measured 1.5 KB per coupling at 1M nodes (4.2M couplings,
+# 6.6 GB peak, 4 parts); 2 KB leaves room for the mixing measurement's program
+BYTES_PER_EDGE = 2048
 BYTES_PER_NODE_CHAIN = 24
 BYTES_PER_PARAM = 4 * 5  # parameters, moving average, two Adam moments, gradient
 

@@ -81,6 +81,10 @@ def fid_curve(rows: list[dict], path: pathlib.Path) -> None:
         ax.axhline(rows[-1]["fid_floor"], color="tab:green", ls="--", label="floor: training vs held-out")
         ax.axhline(rows[-1]["fid_ceiling"], color="tab:red", ls=":", label="ceiling: noise vs held-out")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogFormatter
+
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 2, 5, 10, 20, 50: no powers of ten
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set(xlabel="epoch", ylabel="classifier-FID (log scale)", title="classifier-FID against epoch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -89,8 +93,16 @@ def fid_curve(rows: list[dict], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def mixing_curves(rows: list[dict], path: pathlib.Path, target: float) -> None:
-    """Autocorrelation (left) and penalty strength (right) against epoch, one line per step."""
+def mixing_curves(rows: list[dict], path: pathlib.Path, target: float, lag: int) -> None:
+    """Autocorrelation (left) and penalty strength (right) against epoch, one line per step.
+
+    **Arguments:**
+
+    - `rows`: the steps' epoch rows (`t`, `epoch`, `autocorrelation`, `penalty`).
+    - `path`: the PNG.
+    - `target`: the penalty's target autocorrelation.
+    - `lag`: the measurement's lag in sweeps.
+    """
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for t in sorted({int(r["t"]) for r in rows}):
@@ -99,7 +111,7 @@ def mixing_curves(rows: list[dict], path: pathlib.Path, target: float) -> None:
         axes[0].plot(epochs, [r["autocorrelation"] for r in mine], "o-", ms=3, label=f"step {t}")
         axes[1].plot(epochs, [r["penalty"] for r in mine], "o-", ms=3, label=f"step {t}")
     axes[0].axhline(target, color="k", ls="--", lw=0.8, label="target")
-    axes[0].set(xlabel="epoch", ylabel="autocorrelation of the outputs at the lag",
+    axes[0].set(xlabel="epoch", ylabel=f"autocorrelation of the outputs, lag {lag} sweeps",
                 title="chain autocorrelation (mean over the epoch)")
     axes[1].set(xlabel="epoch", ylabel="lambda", title="correlation penalty strength (end of epoch)")
     if all(r["penalty"] > 0 for r in rows):

@@ -110,7 +110,7 @@ class Report:
         w = self.workdir
         plots.image_grid(ds.train, ds.shape, w / "data.png", f"training data ({ds.name})")
         if rows:
-            plots.mixing_curves(rows, w / "autocorrelation.png", c.penalty.target)
+            plots.mixing_curves(rows, w / "autocorrelation.png", c.penalty.target, c.penalty.lag)
         if self.evals:
             plots.fid_curve(sorted(self.evals, key=lambda r: r["epoch"]), w / "fid.png")
         if result is not None:

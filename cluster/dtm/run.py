@@ -37,20 +37,16 @@ def round_ends(config: DTMConfig, start: int) -> list[int]:
     return sorted(e for e in ends if e > start) or [E]
 
 
-def _stored_meta(workdir: pathlib.Path, T: int) -> dict | None:
+def _stored_meta(workdir: pathlib.Path) -> dict | None:
     """The newest intact metadata of any step's checkpoints (for the config check), or None."""
-    from .trainer import step_dir
-
-    for t in range(1, T + 1):
-        directory = step_dir(workdir, t) / "checkpoints"
-        if directory.is_dir():
-            store = ck.CheckpointStore(directory, 100)
-            try:
-                meta = store.latest_meta()
-            finally:
-                store.close()
-            if meta is not None:
-                return meta
+    for directory in sorted((workdir / "steps").glob("t*/checkpoints")):
+        store = ck.CheckpointStore(directory, 100)
+        try:
+            meta = store.latest_meta()
+        finally:
+            store.close()
+        if meta is not None:
+            return meta
     return None
 
 
@@ -58,7 +54,7 @@ def check_workdir(config: DTMConfig, workdir: pathlib.Path, force: bool, echo: C
     """Refuse a workdir holding another config's checkpoints (or a Boltzmann machine run's),
     unless `force`: then move the earlier outputs to `workdir/replaced-N/`."""
     other_kind = (workdir / "checkpoints").is_dir()
-    meta = None if other_kind else _stored_meta(workdir, max(config.diffusion.steps, 1000))
+    meta = None if other_kind else _stored_meta(workdir)
     if not other_kind and (meta is None or meta.get("fingerprint") == config.fingerprint()):
         return
     if other_kind:
