@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import math
 import pathlib
@@ -60,9 +59,10 @@ class Compiled:
     template: object
 
 
-@functools.lru_cache(maxsize=1)
-def _compiled_cached(fingerprint: str, config_json: str, image_shape: tuple, mesh_id: int | None, mesh) -> Compiled:
-    config = config_from_dict(json.loads(config_json))
+_COMPILED: dict = {}
+
+
+def _build(config: DTMConfig, image_shape: tuple, mesh) -> Compiled:
     c = config.model
     graph = build_step_graph(image_shape, c.grid_side, config.offsets(), c.placement, c.placement_seed)
     template = None
@@ -87,8 +87,13 @@ def compiled(config: DTMConfig, image_shape: tuple[int, int], mesh=None) -> Comp
     if config.sharding.parts > len(jax.devices()):
         raise ConfigError(f"sharding.parts {config.sharding.parts} needs as many devices, this process has "
                           f"{len(jax.devices())} (the CLI emulates them on CPU; under Ray see --devices-per-worker)")
-    return _compiled_cached(config.fingerprint() + str(config.sharding.parts), json.dumps(config.to_dict()),
-                            tuple(image_shape), id(mesh) if mesh is not None else None, mesh)
+    # what the functions depend on: the training identity, the parts, the images, the mesh (not
+    # the epochs, evaluation or output settings: an extended run reuses them)
+    key = (config.fingerprint(), config.sharding.parts, tuple(image_shape), id(mesh) if mesh is not None else None)
+    if key not in _COMPILED:
+        _COMPILED.clear()  # one config at a time: old programs are not kept alive
+        _COMPILED[key] = _build(config, tuple(image_shape), mesh)
+    return _COMPILED[key]
 
 
 @dataclasses.dataclass(frozen=True)
