@@ -255,6 +255,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_sizes_beyond_this_machine_are_named(tmp_path, capsys):
+    for sections, key in (({"model": {"grid_side": 8000}}, "model.grid_side"),
+                          ({"generation": {"samples": 2_000_000_000}}, "generation.samples")):
+        path = tmp_path / "big.yaml"
+        path.write_text(yaml.safe_dump(tiny(**sections)))
+        assert cli_main(["train", str(path), "--workdir", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err
+        assert f"{key}: " in err and "GiB" in err and err.count("\n") == 1
+
+
 def test_shipped_configs_load():
     for name in ("dtm_digits", "mebm_digits", "dtm_large"):
         config = load_dtm_config(REPO / "configs" / f"{name}.yaml")

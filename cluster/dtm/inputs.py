@@ -66,3 +66,6 @@ def check_dtm_inputs(config: DTMConfig, workdir: str | pathlib.Path) -> None:
         if p and not pathlib.Path(p).is_file():
             raise ConfigError(f"{key}: file not found: {p}")
     check_fits(step_graph_bytes(config), "one step graph's training", "model.grid_side")
+    nodes = config.model.grid_side ** 2 + PIXEL_BOUND
+    check_fits(config.generation.samples * nodes * BYTES_PER_NODE_CHAIN * 2, "the generation chains",
+               "generation.samples")
