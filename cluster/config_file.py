@@ -30,7 +30,9 @@ class ConfigError(ValueError):
 COMMAND_SECTIONS = {
     "run": ("devices", "model", "output", "sampling", "sharding"),
     "partition": ("graph", "partition"),
-    "train": ("data", "model", "optim", "output", "sampling", "sharding", "train"),
+    # the last four are read by `model.kind: dtm` configs only (cluster/dtm/config.py)
+    "train": ("data", "model", "optim", "output", "sampling", "sharding", "train",
+              "diffusion", "evaluation", "generation", "penalty"),
     "emulate": ("chips", "energy", "links", "mapping", "model", "output", "run", "sweep"),
 }
 

@@ -290,12 +290,30 @@ def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str
     `("raise", traceback text)` back through `send`."""
     import traceback
 
+    _die_with(parent=os.getppid())
     try:
         message = ("result", _fit_here(loop, loop_config, launch, name, storage, max_failures, keep_checkpoints))
     except BaseException:  # the parent re-raises it; the driver must exit either way
         message = ("raise", traceback.format_exc())
     send.send(message)
     send.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when `parent` dies (Linux), so that a killed
+    command (SIGKILL, which it cannot pass on) does not leave its Ray driver running the job on:
+    SIGTERM ends the driver, and with it the local Ray instance and its workers."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the driver then outlives a killed parent
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _fit_here(loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,

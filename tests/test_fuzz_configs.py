@@ -1,6 +1,6 @@
 """Issue 17 fuzz: seeded random mutations of the shipped configs (wrong types, huge, negative,
-NaN and inf numbers, missing and extra keys) fed to the config loaders of `run`, `train` and
-`emulate`. Each must end in a one-line `ValueError` (ConfigError and distthrml's errors) or a
+NaN and inf numbers, missing and extra keys) fed to the config loaders of `run`, `train` (both kinds)
+and `emulate`. Each must end in a one-line `ValueError` (ConfigError and distthrml's errors) or a
 config; never another exception. The default part is fast; the slow part takes the total past 200."""
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import random
 import pytest
 import yaml
 
+from cluster.dtm.config import load_dtm_config
 from cluster.emulate.config import load_emulate_config
 from cluster.run.config import load_run_config
 from cluster.train.config import load_config
 
 CONFIGS = pathlib.Path(__file__).parent.parent / "configs"
 TARGETS = [(CONFIGS / "quickstart.yaml", load_run_config), (CONFIGS / "train_digits.yaml", load_config),
-           (CONFIGS / "chips" / "small.yaml", load_emulate_config)]
+           (CONFIGS / "chips" / "small.yaml", load_emulate_config), (CONFIGS / "dtm_digits.yaml", load_dtm_config)]
 BAD = [None, "x", -1, 0, 1e300, -1e300, math.nan, math.inf, 2**64, [1], {"a": 1}, True, 1e39, 0.9999]
 
 

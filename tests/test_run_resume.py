@@ -156,34 +156,58 @@ def test_checkpoint_cadence():
 
 # ---- under Ray ---------------------------------------------------------------------------------
 
-RAY_ENV = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "RAY_ADDRESS")}
+# unbuffered: the test reads the worker PIDs from the output while the run goes on
+RAY_ENV = {**{k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "RAY_ADDRESS")}, "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.mark.slow
-def test_ray_run_survives_sigkill_of_a_worker_and_resumes_locally(tmp_path, reference):
-    """Two Ray workers sample 2-way sharded; SIGKILL of rank 1 after a checkpoint restarts the
-    group, which resumes from it and ends with the reference's bytes. The checkpoint of a Ray run
-    then resumes in one local process too (elastic: 2 processes -> 1)."""
+def test_ray_run_survives_sigkill_of_a_worker_then_of_its_command_and_resumes_locally(tmp_path, reference):
+    """Two Ray workers sample 2-way sharded. SIGKILL of rank 1 after a checkpoint restarts the group,
+    which resumes from it; SIGKILL of the command itself later takes its Ray driver, instance and
+    workers down with it (nothing runs on in the workdir); the checkpoints of the 2-process run then
+    resume in one local process, which ends with the reference's bytes."""
+    import psutil
+
     config, workdir = _config(tmp_path), tmp_path / "work"
     proc = subprocess.Popen(_cmd(config, workdir, "--launcher", "ray", "--workers", "2"), cwd=REPO, env=RAY_ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
     reader.start()
-    pid = _worker_pid(output, rank=1, checkpoint=workdir / "checkpoints" / "6")
-    os.kill(pid, signal.SIGKILL)
-    assert proc.wait(timeout=900) == 0, "".join(output)[-4000:]
-    reader.join()
-    text = "".join(output)
-    assert "resumed after chunk" in text, text[-4000:]
-    files, _ = reference
-    assert _files(workdir) == files
-    # the same workdir, one local process: resumes after the last chunk and rewrites the same files
-    for name in DATA_FILES:
-        (workdir / name).unlink()
+    try:
+        os.kill(_worker_pid(output, rank=1, checkpoint=workdir / "checkpoints" / "6"), signal.SIGKILL)
+        deadline = time.monotonic() + 600
+        while not any("resumed after chunk" in line for line in output):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(output)[-4000:]
+            time.sleep(0.05)
+        resumed_at = max(_saved(workdir))
+        _wait_until(lambda: max(_saved(workdir)) > resumed_at, "".join(output))  # the restarted group saved
+        family = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (workdir / "summary.json").exists(), "the run ended before the kill: nothing was tested"
+    _wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family),
+                f"left running: {[p.pid for p in family if p.is_running()]}")
     local = subprocess.run(_cmd(config, workdir, "--devices", "1"), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert local.returncode == 0, local.stderr
+    assert "resumed after chunk" in local.stdout
+    files, _ = reference
     assert _files(workdir) == files
+
+
+def _saved(workdir: pathlib.Path) -> list[int]:
+    folder = workdir / "checkpoints"
+    return [int(p.name) for p in folder.iterdir() if p.name.isdigit()] or [0] if folder.is_dir() else [0]
+
+
+def _wait_until(predicate, message: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, message[-4000:]
+        time.sleep(0.1)
 
 
 def _worker_pid(output: list[str], rank: int, checkpoint: pathlib.Path, timeout: float = 600) -> int:

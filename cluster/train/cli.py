@@ -19,13 +19,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     - `subparsers`: the result of `ArgumentParser.add_subparsers()`.
     """
-    parser = subparsers.add_parser("train", help="train a Boltzmann machine (checkpointed; optionally under Ray Train)")
+    parser = subparsers.add_parser("train", help="train a Boltzmann machine or a denoising thermodynamic model (model.kind: dtm)")
     parser.add_argument("config", help="YAML training config (see configs/train_digits.yaml)")
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; rerun to resume")
     parser.add_argument("--force", action="store_true", help="start over in a workdir holding another config's checkpoints")
     add_progress_flag(parser)
     add_ray_arguments(parser, devices_per_worker=1)
     parser.add_argument("--max-failures", type=int, default=2, help="worker-group restarts Ray Train may do")
+    parser.add_argument("--init-step", action="append", metavar="T=PATH",
+                        help="model.kind dtm: start diffusion step T from another run's parameters (a workdir or "
+                             "a step checkpoint); repeatable")
     parser.set_defaults(handler=run)
     return parser
 
@@ -41,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from ..dtm.cli import wants_dtm
+
+    if wants_dtm(args.config):  # model.kind: dtm (cluster/dtm/)
+        from ..dtm.cli import run as run_dtm
+
+        return run_dtm(args)
     from ..ray_launch import wants_ray
     from .stops import STOPS, Stopped
 
@@ -49,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
         STOPS.install()
         STOPS.hold()
     try:
-        from .config import load_config
+        from .config import ConfigError, load_config
         from .inputs import check_training_inputs
 
         config = load_config(args.config)
+        if args.init_step:
+            raise ConfigError("--init-step applies to model.kind: dtm configs only")
         check_training_inputs(config, args.workdir)  # on the driver, before training or Ray starts
         if args.no_progress:
             config = dataclasses.replace(config, output=dataclasses.replace(config.output, progress=False))

@@ -113,10 +113,29 @@ def config_from_dict(raw: dict) -> Config:
 
     - `raw`: the parsed YAML (sections of keys).
     """
-    raw = check_sections(raw, "train")
+    raw = _boltzmann_only(check_sections(raw, "train"))
     config = Config(**{name: parse_section(cls, raw.get(name), name) for name, cls in _CLASSES.items()})
     _check(config)
     return config
+
+
+KINDS = ("boltzmann", "dtm")
+
+
+def _boltzmann_only(raw: dict) -> dict:
+    """`raw` without `model.kind: boltzmann` (the default kind); DTM configs and their sections
+    are named, not silently ignored."""
+    model = raw.get("model")
+    if isinstance(model, dict) and "kind" in model:
+        if model["kind"] not in KINDS:
+            raise ConfigError(f"model.kind must be one of {list(KINDS)}, got {model['kind']!r}")
+        if model["kind"] == "dtm":
+            raise ConfigError("model.kind: dtm configs are read by cluster.dtm.config.load_dtm_config")
+        raw = dict(raw, model={k: v for k, v in model.items() if k != "kind"})
+    extra = sorted(set(raw) - set(_CLASSES))
+    if extra:
+        raise ConfigError(f"section(s) {extra} apply to model.kind: dtm only")
+    return raw
 
 
 MAX_LEARNING_RATE = 10.0  # beyond this a step overshoots any sensible PLL
