@@ -27,11 +27,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 # big enough that a chunk takes a good fraction of a second (a kill lands mid-run), small enough
-# for the default suite: 40 chunks of 250 sweeps of 96 x 96 spins x 8 chains
+# for the default suite: 50 chunks of 200 sweeps of 96 x 96 spins x 8 chains
 RAW = {
     "model": {"kind": "ising2d", "rows": 96, "cols": 96, "beta": 0.42},
     "sampling": {"chains": 8, "warmup": 2000, "samples": 200, "steps_per_sample": 40, "seed": 7},
-    # a checkpoint every 2 chunks, at fixed points (the default cadence follows the time a save takes)
+    # a checkpoint every 2.5 chunks, at fixed points (the default cadence follows the time a save takes)
     "output": {"plots": False, "moments": True, "states": True, "progress": False, "checkpoint_every": 500},
 }
 DATA_FILES = ("samples.npz", "moments.npz")
@@ -63,12 +63,18 @@ def reference(tmp_path_factory):
     return _files(d / "out"), json.loads((d / "out" / "summary.json").read_text())
 
 
-def _kill_after(proc: subprocess.Popen, folder: pathlib.Path, timeout: float = 300) -> None:
-    """SIGKILL `proc` as soon as `folder` exists (a checkpoint is saved)."""
+def _saved(workdir: pathlib.Path) -> list[int]:
+    """The steps (chunks done) of the workdir's finished checkpoints ([0] when there is none)."""
+    folder = workdir / "checkpoints"
+    return [int(p.name) for p in folder.iterdir() if p.name.isdigit()] or [0] if folder.is_dir() else [0]
+
+
+def _kill_after(proc: subprocess.Popen, workdir: pathlib.Path, chunks: int, timeout: float = 300) -> None:
+    """SIGKILL `proc` as soon as a checkpoint after at least `chunks` chunks is saved."""
     deadline = time.monotonic() + timeout
-    while not folder.is_dir():
+    while max(_saved(workdir)) < chunks:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{folder} never appeared"
+        assert time.monotonic() < deadline, f"no checkpoint after {chunks} chunks in {workdir}"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -79,7 +85,7 @@ def test_a_killed_run_resumes_on_other_devices_with_the_same_bytes(tmp_path, ref
     config, workdir = _config(tmp_path), tmp_path / "work"
     killed = subprocess.Popen(_cmd(config, workdir, "--devices", str(parts_before), "--parts", str(parts_before)),
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _kill_after(killed, workdir / "checkpoints" / "8")
+    _kill_after(killed, workdir, 8)
     assert not (workdir / "summary.json").exists(), "the run ended before the kill: nothing was tested"
     resumed = subprocess.run(_cmd(config, workdir, "--devices", str(parts_after), "--parts", str(parts_after)),
                              cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -175,7 +181,7 @@ def test_ray_run_survives_sigkill_of_a_worker_then_of_its_command_and_resumes_lo
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
     reader.start()
     try:
-        os.kill(_worker_pid(output, rank=1, checkpoint=workdir / "checkpoints" / "6"), signal.SIGKILL)
+        os.kill(_worker_pid(output, rank=1, workdir=workdir, chunks=6), signal.SIGKILL)
         deadline = time.monotonic() + 600
         while not any("resumed after chunk" in line for line in output):
             assert proc.poll() is None and time.monotonic() < deadline, "".join(output)[-4000:]
@@ -198,11 +204,6 @@ def test_ray_run_survives_sigkill_of_a_worker_then_of_its_command_and_resumes_lo
     assert _files(workdir) == files
 
 
-def _saved(workdir: pathlib.Path) -> list[int]:
-    folder = workdir / "checkpoints"
-    return [int(p.name) for p in folder.iterdir() if p.name.isdigit()] or [0] if folder.is_dir() else [0]
-
-
 def _wait_until(predicate, message: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -210,12 +211,13 @@ def _wait_until(predicate, message: str, timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
-def _worker_pid(output: list[str], rank: int, checkpoint: pathlib.Path, timeout: float = 600) -> int:
-    """The PID of Ray Train worker `rank` (from the start-up lines Ray prints), once `checkpoint` exists."""
+def _worker_pid(output: list[str], rank: int, workdir: pathlib.Path, chunks: int, timeout: float = 600) -> int:
+    """The PID of Ray Train worker `rank` (from the start-up lines Ray prints), once a checkpoint
+    after at least `chunks` chunks is saved."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in list(output):  # "... - (ip=127.0.0.1, pid=7061) world_rank=1, local_rank=1, ..."
-            if f") world_rank={rank}," in line and checkpoint.is_dir():
+            if f") world_rank={rank}," in line and max(_saved(workdir)) >= chunks:
                 return int(line.split("(ip=")[1].split("pid=")[1].split(")")[0])
         time.sleep(0.05)
-    raise AssertionError(f"no worker {rank} or no {checkpoint}:\n{''.join(output)[-3000:]}")
+    raise AssertionError(f"no worker {rank} or no checkpoint after {chunks} chunks:\n{''.join(output)[-3000:]}")
