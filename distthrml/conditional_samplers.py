@@ -25,6 +25,9 @@ from jax import numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree, Shaped, UInt32
 
 from . import node_rng, thrml_rng
+from .draws import bernoulli_draw as bernoulli_draw
+from .draws import bernoulli_draw_words
+from .draws import categorical_draw as categorical_draw
 from .errors import StateError
 
 _State = PyTree[Shaped[Array, "nodes ?*state"], "State"]
@@ -242,16 +245,10 @@ class BernoulliConditional(AbstractParametricConditionalSampler):
         return jax.random.bernoulli(key, jax.nn.sigmoid(2 * parameters)), sampler_state
 
     def sample_given_parameters_per_node(self, key, node_index, parameters, sampler_state, output_sd):
-        return bernoulli_draw(node_rng.uniform(key, node_index), parameters), sampler_state
+        return bernoulli_draw_words(node_rng.word(key, node_index), parameters), sampler_state
 
     def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
         return thrml_rng.bernoulli(key, rows, block_size, jax.nn.sigmoid(2 * parameters)), sampler_state
-
-
-def bernoulli_draw(u: Float[Array, "..."], gamma: Float[Array, "..."]) -> Bool[Array, "..."]:
-    r"""True (spin +1) with probability $\sigma(2\gamma)$, given 24-bit uniforms `u` of the same shape.
-    Shared by the per-node and the batched kernels so that both round identically."""
-    return u < jax.nn.sigmoid(2 * gamma).astype(jnp.float32)
 
 
 def _check_categories(n_categories: int, dtype) -> None:
@@ -278,18 +275,6 @@ class SoftmaxConditional(AbstractParametricConditionalSampler):
     def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
         _check_categories(parameters.shape[-1], output_sd.dtype)
         return thrml_rng.categorical(key, rows, block_size, parameters).astype(output_sd.dtype), sampler_state
-
-
-def categorical_draw(u: Float[Array, "..."], theta: Float[Array, "... K"], dtype) -> Array:
-    r"""Category k with probability $\propto e^{\theta_k}$ by inverse-CDF sampling, one 24-bit uniform
-    per draw (`u` has `theta`'s shape without its last axis). Shared by the per-node and the
-    batched kernels."""
-    n_categories = theta.shape[-1]
-    probs = jax.nn.softmax(theta.astype(jnp.float32), axis=-1)
-    cdf = jnp.cumsum(probs, axis=-1)
-    threshold = u[..., None] * cdf[..., -1:]
-    choice = jnp.sum((cdf <= threshold).astype(jnp.int32), axis=-1)
-    return jnp.minimum(choice, n_categories - 1).astype(dtype)
 
 
 def _resized(output_sd: PyTree[jax.ShapeDtypeStruct], n: int) -> PyTree[jax.ShapeDtypeStruct]:
