@@ -28,7 +28,7 @@ from . import node_rng, thrml_rng
 from .draws import bernoulli_draw as bernoulli_draw
 from .draws import bernoulli_draw_words
 from .draws import categorical_draw as categorical_draw
-from .errors import StateError
+from .errors import ProgramError, StateError
 
 _State = PyTree[Shaped[Array, "nodes ?*state"], "State"]
 _SamplerState = TypeVar("_SamplerState", bound=PyTree)
@@ -132,6 +132,27 @@ class AbstractConditionalSampler(eqx.Module):
         **Returns:** the `(interactions, active_flags)` that `sample_chains` receives.
         """
         return interactions, active_flags
+
+    def multispin_tables(self, interactions: list[PyTree], active_flags: list[Array]):
+        """The block's `distthrml.multispin.MultispinTables` (host work, concrete parameters), or a
+        `ProgramError` saying why the multispin stream cannot sample it (the default: no
+        multispin kernel).
+
+        **Arguments:** the block's `interactions` and `active_flags`.
+        """
+        raise ProgramError(f"{type(self).__name__} has no multispin kernel (the multispin stream samples SpinGibbsConditional blocks)")
+
+    def sample_packed(self, g0, g1, node_index: Int[Array, " n"], tables, column: Callable[[int, Any], list]):
+        """The block's new words `[W, n]` under the multispin stream (`distthrml.multispin`).
+
+        **Arguments:**
+
+        - `g0`, `g1`: the chain groups' words of this sweep, `[W, 1]`.
+        - `node_index`: program indices of the n nodes.
+        - `tables`: from `multispin_tables`.
+        - `column`: `column(i, j)`, interaction i's tail words at slot j, `[W, n]` each.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no multispin kernel")
 
     def sample_chains(
         self,

@@ -25,7 +25,8 @@ import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Key
 
-from .. import node_rng
+from .. import multispin, node_rng
+from .packed import kernel_tables, pack_state, sweep_packed, unpack_state
 from .plan import SweepPlan, chains_ready
 from .sweep import chains_tables, sweep, sweep_chains
 
@@ -123,19 +124,9 @@ def run_chain(
         keys = segment_keys(p.rng, key, schedule)
         return schedule_loop(schedule, run, observer_for(observe_args), state, sampler_states, carry, keys)
 
-    if _closes_over_batched(observer_for(observe_args), state, carry):
-        return one_chain(key, state, sampler_states, carry, arrays, observe_args)
-    ready = chains_ready(plan)
-    batched = jax.custom_batching.custom_vmap(one_chain)
+    ready = chains_ready(plan) or plan.rng == "multispin"
 
-    @batched.def_vmap
-    def rule(axis_size, in_batched, key, state, sampler_states, carry, arrays, observe_args):
-        key_b, state_b, ss_b, carry_b, arrays_b, args_b = in_batched
-        if not ready or any(jax.tree.leaves((ss_b, arrays_b, args_b))):
-            in_axes = tuple(jax.tree.map(lambda b: 0 if b else None, x) for x in in_batched)
-            out = jax.vmap(one_chain, in_axes=in_axes)(key, state, sampler_states, carry, arrays, observe_args)
-            return out, jax.tree.map(lambda _: True, out)
-        p = eqx.combine(arrays, static)
+    def chains_body(p, axis_size, key, key_b, state, state_b, sampler_states, carry, carry_b, observe_args):
         # chains innermost; unbatched entries (e.g. clamped states shared by all chains) broadcast
         inner = jax.tree.map(
             lambda x, b: jnp.moveaxis(x, 0, 1) if b else jnp.broadcast_to(x[:, None], (x.shape[0], axis_size, *x.shape[1:])),
@@ -148,7 +139,6 @@ def run_chain(
             carry,
             carry_b,
         )
-        tables = chains_tables(p)  # hoisted out of the sweep loop
 
         def words(step):
             # every chain's key words of this sweep, [2, chains]: one word contiguous across chains
@@ -156,19 +146,63 @@ def run_chain(
                 return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(key)
             return jnp.broadcast_to(node_rng.key_words(node_rng.step_key(key, step))[:, None], (2, axis_size))
 
-        def run(_segment_key, first, n_sweeps: int, st, ss):
-            if n_sweeps == 0:
-                return st, ss
-
-            def body(st, step):
-                w = words(step)
-                return sweep_chains(p, tables, w[0:1], w[1:2], st), None
-
-            return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
-
         observe_chains = jax.vmap(observer_for(observe_args), in_axes=(1, -1, None), out_axes=-1)
-        carry, observed = schedule_loop(schedule, run, observe_chains, inner, sampler_states, carry)
-        out = jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), (carry, observed))  # [chains, (samples,) ...]
+        if p.rng == "multispin":
+            # 32 chains per word: pack once, unpack for each observation
+            tables = kernel_tables(p)  # hoisted out of the sweep loop
+
+            def run(_segment_key, first, n_sweeps: int, st, ss):
+                if n_sweeps == 0:
+                    return st, ss
+
+                def body(st, step):
+                    w = words(step)
+                    return sweep_packed(p, tables, *multispin.group_words(w[0], w[1]), st), None
+
+                return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
+
+            def observe(st, c, i):
+                return observe_chains(unpack_state(st, inner), c, i)
+
+            carry, observed = schedule_loop(schedule, run, observe, pack_state(inner), sampler_states, carry)
+        else:
+            tables = chains_tables(p)  # hoisted out of the sweep loop
+
+            def run(_segment_key, first, n_sweeps: int, st, ss):
+                if n_sweeps == 0:
+                    return st, ss
+
+                def body(st, step):
+                    w = words(step)
+                    return sweep_chains(p, tables, w[0:1], w[1:2], st), None
+
+                return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
+
+            carry, observed = schedule_loop(schedule, run, observe_chains, inner, sampler_states, carry)
+        return jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), (carry, observed))  # [chains, (samples,) ...]
+
+    if plan.rng == "multispin":
+        # the multispin stream is defined on a batch of chains: one chain is a batch of one
+        one = jax.tree.map(lambda _: False, (state, carry))
+        p = eqx.combine(arrays, static)
+        single = lambda key, state, sampler_states, carry, arrays, observe_args: jax.tree.map(  # noqa: E731
+            lambda x: x[0], chains_body(p, 1, key, False, state, one[0], sampler_states, carry, one[1], observe_args)
+        )
+    else:
+        single = one_chain
+    if _closes_over_batched(observer_for(observe_args), state, carry):
+        return single(key, state, sampler_states, carry, arrays, observe_args)
+    batched = jax.custom_batching.custom_vmap(single)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, key, state, sampler_states, carry, arrays, observe_args):
+        key_b, state_b, ss_b, carry_b, arrays_b, args_b = in_batched
+        if not ready or any(jax.tree.leaves((ss_b, arrays_b, args_b))):
+            in_axes = tuple(jax.tree.map(lambda b: 0 if b else None, x) for x in in_batched)
+            out = jax.vmap(single, in_axes=in_axes)(key, state, sampler_states, carry, arrays, observe_args)
+            return out, jax.tree.map(lambda _: True, out)
+        p = eqx.combine(arrays, static)
+        out = chains_body(p, axis_size, key, key_b, state, state_b, sampler_states, carry, carry_b, observe_args)
         return out, jax.tree.map(lambda _: True, out)
 
     return batched(key, state, sampler_states, carry, arrays, observe_args)

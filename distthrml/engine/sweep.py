@@ -18,11 +18,14 @@ exchange, whose send and receive rows index the same node axis in either layout.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Int, Key, UInt32
 
 from ..errors import SamplerOutputError, StateError
+from .packed import sweep_one_chain
 from .plan import UNROLL_SLOTS, SweepPlan
 
 
@@ -89,6 +92,10 @@ def update_block(plan: SweepPlan, b: int, key: Key[Array, ""], state: list, samp
     - `sampler_state`: the block's sampler state.
     """
     tables, sampler = plan.blocks[b], plan.samplers[b]
+    if plan.rng == "multispin":
+        # one block of one chain (a group of one): the block's rows of a whole sweep's draws
+        # would not be its draws alone; sweep the block by itself
+        return _single_block_multispin(plan, b, key, state), sampler_state
     output_sd = block_output_sd(plan, b)
     tails = gather_tails(plan, b, state)
     if plan.rng == "per_node":
@@ -134,6 +141,9 @@ def sweep(
     sampler returned it.
     """
     sampler_states = list(sampler_states)
+    if plan.rng == "multispin":
+        state, outputs = sweep_one_chain(plan, key, state)
+        return state, sampler_states, outputs
     outputs = [None] * len(plan.blocks)
     keys = block_keys(plan, key)
     for group in plan.sampling_order:
@@ -196,3 +206,9 @@ def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k
         for b, out in updates:
             state = write_block(plan, b, state, out)
     return state
+
+
+def _single_block_multispin(plan: SweepPlan, b: int, key, state: list):
+    """Block b's new state for one chain under the multispin stream (sweep key `key`)."""
+    only = dataclasses.replace(plan, sampling_order=((b,),), exchange=None)
+    return sweep_one_chain(only, key, state)[1][b]

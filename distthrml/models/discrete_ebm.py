@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import equinox as eqx
 import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree
 
-from .._arrays import array_module, host
+from .._arrays import array_module, host, is_concrete
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
 from ..pgm import AbstractNode as AbstractNode
-from .. import node_rng
+from .. import multispin, node_rng
 from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories
 from ..draws import bernoulli_draw_words, categorical_draw_split
-from ..errors import InteractionError, StateError
+from ..errors import InteractionError, ProgramError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
 from ..engine import UNROLL_SLOTS
@@ -547,9 +548,71 @@ class SpinGibbsConditional(BernoulliConditional):
     def chains_tables(self, interactions, active_flags):
         return _fold_padding(interactions, active_flags)
 
+    def multispin_tables(self, interactions, active_flags):
+        if not _is_builtin(self, SpinGibbsConditional, _KERNEL_METHODS):
+            raise ProgramError(f"{type(self).__name__} overrides the conditional: the multispin kernel samples the built-in one only")
+        return spin_multispin_tables(interactions, active_flags)
+
+    def sample_packed(self, g0, g1, node_index, tables, column):
+        return multispin.packed_update(g0, g1, node_index, tables, column)
+
     def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
         gamma = discrete_field(interactions, active_flags, column, output_sd.shape, jnp.float32, False, self)
         return bernoulli_draw_words(node_rng.hash_words(k0, k1, node_index[:, None]), gamma), sampler_state
+
+
+def spin_multispin_tables(interactions: list[PyTree], active_flags: list) -> multispin.MultispinTables:
+    """A spin block's `MultispinTables` (`distthrml.multispin`), or a `ProgramError` saying which
+    interaction keeps its field from taking few values per node.
+
+    **Arguments:**
+
+    - `interactions`, `active_flags`: the block's interactions and masks (concrete).
+    """
+    bias, magnitude, degree = None, None, None
+    neg, on, n_tails, groups, plain = [], [], [], [], []
+    for i, (interaction, active) in enumerate(zip(interactions, active_flags)):
+        if not isinstance(interaction, DiscreteEBMInteraction) or interaction.weights.ndim != 2:
+            raise ProgramError(f"interaction {i} is not a spin-only DiscreteEBMInteraction (multispin needs spin tails only)")
+        if not (is_concrete(interaction.weights) and is_concrete(active)):
+            raise ProgramError("the multispin stream needs concrete parameters: build the program outside jax.jit")
+        w = np.asarray(interaction.weights, np.float32)
+        live = np.asarray(active, bool) & (w != 0)
+        if bias is None:
+            bias = np.zeros(w.shape[0], np.float64)
+            magnitude = np.zeros(w.shape[0], np.float32)
+            degree = np.zeros(w.shape[0], np.int64)
+        if interaction.n_spin == 0:
+            bias += np.where(live, w, 0).astype(np.float64).sum(axis=1)
+            continue
+        size = np.where(live, np.abs(w), 0)
+        row_size = size.max(axis=1)
+        mixed = live & (size != row_size[:, None])
+        conflict = live.any(axis=1) & (magnitude != 0) & (row_size != magnitude)
+        if mixed.any() or conflict.any():
+            row = int(np.flatnonzero(mixed.any(axis=1) | conflict)[0])
+            raise ProgramError(
+                f"interaction {i}: row {row} has terms of different magnitudes (multispin needs one |J| per node: "
+                "uniform or +-J couplings)"
+            )
+        magnitude = np.where(live.any(axis=1), row_size, magnitude)
+        degree += live.sum(axis=1)
+        full = np.uint32(0xFFFFFFFF)
+        neg.append(jnp.asarray(np.where(live & (w < 0), full, np.uint32(0))))
+        on.append(jnp.asarray(np.where(live, full, np.uint32(0))))
+        n_tails.append(interaction.n_spin)
+        groups.append(i)
+        plain.append(bool(live.all() and (w > 0).all()))
+    if bias is None:
+        raise ProgramError("the block has no interactions")
+    top = int(degree.max(initial=0))
+    if top >= 32:
+        raise ProgramError(f"a node has {top} terms; the multispin kernel handles up to 31")
+    table = multispin.thresholds_of(bias, magnitude, degree, top)
+    uniform = tuple(int(t) for t in table[0]) if len(table) and np.all(table == table[:1]) else None
+    return multispin.MultispinTables(
+        neg, on, jnp.asarray(table), jnp.asarray(multispin.threshold_planes(table)), tuple(n_tails), tuple(groups), uniform, tuple(plain)
+    )
 
 
 class CategoricalGibbsConditional(SoftmaxConditional):
