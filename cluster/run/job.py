@@ -23,6 +23,7 @@ from .observe import make_observer, node_slots
 from .output import Staging
 from .plots import plot_run
 from .report import format_report, sharding_summary
+from .stream import KERNELS, choose_stream
 
 
 def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print) -> dict:
@@ -48,7 +49,7 @@ def _run(config: RunConfig, echo: Callable[[str], Any]) -> dict:
     check_device_count(config, len(devices))
     m, s, out = config.model, config.sampling, config.output
 
-    model = build_model(m, config.source)
+    model, stream = choose_stream(build_model(m, config.source), s.rng, s.chains, sh.chains_axis)
     parts = resolve_parts(config, len(devices), model.n_nodes * s.chains if config.devices == "auto" else None)
     echo(f"built {model.name} in {model.build_seconds:.2f} s; partitioning into {parts} part(s) and compiling")
     if parts > model.n_nodes:
@@ -94,6 +95,8 @@ def _run(config: RunConfig, echo: Callable[[str], Any]) -> dict:
         "cores": usable_cores(),
         "platform": devices[0].platform,
         "sharding": sharding_summary(engine, parts, config.sharding.chains_axis) | ({"timed": timed} if timed else {}),
+        "rng": stream,
+        "kernel": KERNELS[stream],
         "sweeps": sweeps,
         "chunks": len(chunks),
         "flips_per_ns": n * s.chains * sweeps / result.sample_seconds / 1e9,

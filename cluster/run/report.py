@@ -58,7 +58,7 @@ def format_report(summary: dict[str, Any]) -> str:
     s = summary["sampling"]
     timing = f"(compile {t['compile_seconds']:.2f} s, wall {t['wall_seconds']:.1f} s)"
     rows.append(("sampling", f"{s['chains']} chains x {summary['sweeps']} sweeps in {t['sample_seconds']:.2f} s {timing}"))
-    rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns"))
+    rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns ({summary['rng']} stream; {summary['kernel']})"))
     obs = summary["observables"]
     energy = _pm(obs["energy_per_site"], obs["energy_per_site_stderr"])
     if "onsager_energy_per_site" in obs:
