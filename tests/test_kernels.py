@@ -146,3 +146,22 @@ def test_categorical_kernel_odd_chains(k, arity):
             np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
             seen |= set(np.unique(np.asarray(b)).tolist())
     assert seen == set(range(k))
+
+
+@pytest.mark.parametrize("chains", [8, 13])
+def test_narrow_batches_padded_to_full_vectors(chains):
+    """5 to 15 chains run on 16 lanes (`engine.chain.narrow_lanes`: the extra lanes repeat the
+    last chain and are dropped): every chain still samples what it samples alone."""
+    from distthrml.engine.chain import narrow_lanes
+
+    assert narrow_lanes(chains) == 16 and narrow_lanes(4) == 4 and narrow_lanes(16) == 16
+    program, init, clamp, observe = _ising()
+    init = [jnp.concatenate([x, ~x, x, ~x])[:chains] for x in init]
+    keys = jax.random.split(jax.random.key(11), chains)
+    run = lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(keys, init)
+    one = jax.jit(run)
+    for c in (0, chains // 2, chains - 1):
+        single = one(keys[c], [x[c] for x in init])
+        for a, b in zip(batched, single):
+            np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
