@@ -16,7 +16,7 @@ from jax import numpy as jnp
 from jaxtyping import Array, UInt32
 
 from .. import multispin, node_rng
-from .plan import SweepPlan
+from .plan import CONCAT_FRACTION, SweepPlan
 
 
 def pack_state(state: list) -> list:
@@ -53,7 +53,13 @@ def _update_block(plan: SweepPlan, b: int, packed, g0, g1, state: list) -> UInt3
 def _write(plan: SweepPlan, b: int, state: list, out) -> list:
     e, offset = plan.entry[b], plan.offset[b]
     state = list(state)
-    state[e] = jax.lax.dynamic_update_slice_in_dim(state[e], out, offset, axis=1)
+    g = state[e]
+    if out.shape[1] >= CONCAT_FRACTION * g.shape[1]:
+        # a new array, which XLA:CPU splits across threads (`plan.CONCAT_FRACTION`)
+        parts = [g[:, :offset], out, g[:, offset + out.shape[1] :]]
+        state[e] = jnp.concatenate([p for p in parts if p.shape[1]], axis=1)
+    else:
+        state[e] = jax.lax.dynamic_update_slice_in_dim(g, out, offset, axis=1)
     if plan.exchange is not None:
         state[e] = plan.exchange(b, state[e], out, node_axis=1)
     return state

@@ -26,7 +26,7 @@ from jaxtyping import Array, Int, Key, UInt32
 
 from ..errors import SamplerOutputError, StateError
 from .packed import sweep_one_chain
-from .plan import UNROLL_SLOTS, SweepPlan
+from .plan import CONCAT_FRACTION, UNROLL_SLOTS, SweepPlan
 
 
 def block_output_sd(plan: SweepPlan, b: int, batch: tuple[int, ...] = ()):
@@ -116,7 +116,14 @@ def write_block(plan: SweepPlan, b: int, state: list, out) -> list:
 
     def write(g, x):
         dtype = jnp.promote_types(g.dtype, x.dtype)
-        return jax.lax.dynamic_update_slice_in_dim(g.astype(dtype), x.astype(dtype), offset, axis=0)
+        g, x = g.astype(dtype), x.astype(dtype)
+        if x.shape[0] >= CONCAT_FRACTION * g.shape[0]:
+            # a new array rather than an in-place update: XLA:CPU splits such a kernel across
+            # its threads, never one written in place; worth the copy of the rest of the entry
+            # when the block is a large part of it
+            parts = [g[:offset], x, g[offset + x.shape[0] :]]
+            return jnp.concatenate([p for p in parts if p.shape[0]], axis=0)
+        return jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0)
 
     state[e] = jax.tree.map(write, state[e], out)
     if plan.exchange is not None:
