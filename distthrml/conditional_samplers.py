@@ -26,7 +26,6 @@ from jaxtyping import Array, Bool, Float, Int, Key, PyTree, Shaped, UInt32
 
 from . import node_rng, thrml_rng
 from .draws import bernoulli_draw as bernoulli_draw
-from .draws import bernoulli_draw_words
 from .draws import categorical_draw as categorical_draw
 from .errors import ProgramError, StateError
 
@@ -266,7 +265,7 @@ class BernoulliConditional(AbstractParametricConditionalSampler):
         return jax.random.bernoulli(key, jax.nn.sigmoid(2 * parameters)), sampler_state
 
     def sample_given_parameters_per_node(self, key, node_index, parameters, sampler_state, output_sd):
-        return bernoulli_draw_words(node_rng.word(key, node_index), parameters), sampler_state
+        return bernoulli_draw(node_rng.uniform(key, node_index), parameters), sampler_state
 
     def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
         return thrml_rng.bernoulli(key, rows, block_size, jax.nn.sigmoid(2 * parameters)), sampler_state

@@ -53,21 +53,3 @@ def test_categorical_same_bits_in_every_layout(k):
         np.testing.assert_array_equal(whole, other)
     assert whole.max() == k - 1 and whole.min() == 0
 
-
-def test_integer_threshold_draws_the_float_compare():
-    """`bernoulli_draw_words` (integer compare) equals `bernoulli_draw` on the same words'
-    uniforms: for every 24-bit value at a few fields, and for random words and fields spanning
-    p from 1e-30 to 1 (where `ceil(p 2^24)` reaches 2^24)."""
-    from distthrml.draws import bernoulli_draw_words
-    from distthrml.node_rng import words_to_uniform
-
-    every = (jnp.arange(1 << 24, dtype=jnp.uint32) << 8) | jnp.uint32(0xA5)
-    for gamma in (0.0, 0.3, -1.7, 9.0, -35.0):
-        g = jnp.full(every.shape, gamma, jnp.float32)
-        np.testing.assert_array_equal(np.asarray(bernoulli_draw_words(every, g)), np.asarray(bernoulli_draw(words_to_uniform(every), g)))
-    rng = np.random.default_rng(5)
-    words = jnp.asarray(rng.integers(0, 1 << 32, size=1 << 20, dtype=np.uint64).astype(np.uint32))
-    gamma = jnp.asarray(rng.uniform(-40.0, 20.0, size=1 << 20).astype(np.float32))
-    np.testing.assert_array_equal(
-        np.asarray(jax.jit(bernoulli_draw_words)(words, gamma)), np.asarray(jax.jit(bernoulli_draw)(words_to_uniform(words), gamma))
-    )

@@ -19,7 +19,7 @@ from ..block_management import Block, BlockSpec, _State, concat_blocks, from_glo
 from ..pgm import AbstractNode as AbstractNode
 from .. import multispin, node_rng
 from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories
-from ..draws import bernoulli_draw_words, categorical_draw_split
+from ..draws import bernoulli_draw, categorical_draw_split
 from ..errors import InteractionError, ProgramError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
@@ -558,7 +558,8 @@ class SpinGibbsConditional(BernoulliConditional):
 
     def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
         gamma = discrete_field(interactions, active_flags, column, output_sd.shape, jnp.float32, False, self)
-        return bernoulli_draw_words(node_rng.hash_words(k0, k1, node_index[:, None]), gamma), sampler_state
+        u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
+        return bernoulli_draw(u, gamma), sampler_state
 
 
 def spin_multispin_tables(interactions: list[PyTree], active_flags: list) -> multispin.MultispinTables:
