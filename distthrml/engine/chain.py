@@ -3,11 +3,16 @@
 `run_chain` is written for one chain and is a `jax.custom_batching.custom_vmap` function. Called
 for one chain it scans `sweep` (any sampler). Under `jax.vmap` over chains (THRML users'
 `jax.vmap(sample_states)`, and every shard of a sharded program) it lays the state out
-`[rows, chains, ...]` once and runs the whole schedule there: sweeps through `sweep_chains`,
-observations through the observer `jax.vmap`ped over the chains axis of that layout, its carry
-and records kept chains-last too (so nothing is transposed between observations). Programs whose samplers have no chains-innermost
+`[rows, chains, ...]` once and runs the whole schedule there: sweeps through `sweep_chains`
+(5 to 15 chains padded to 16 lanes, `narrow_lanes`), observations through the observer
+`jax.vmap`ped over the chains axis of that layout, its carry and records kept chains-last too (so
+nothing is transposed between observations). Programs whose samplers have no chains-innermost
 kernel, batched program arrays or sampler states, or an observer closing over batched values
 fall back to `jax.vmap` of the one-chain loop. Both paths give the same bits.
+
+The multispin stream (`distthrml.multispin`) is defined on the batch: its chains-innermost
+state is packed 32 chains per word once (`engine.packed`), swept with `sweep_packed` and
+unpacked for each observation; a call for one chain is a batch of one.
 
 The random stream is the plan's (`distthrml.rng`). Per-node stream: sweep t of a chain with key
 `key` uses `node_rng.step_key(key, t)`. THRML stream: THRML's splits, `key, warm = split(key)`,
@@ -189,15 +194,14 @@ def run_chain(
             carry, observed = schedule_loop(schedule, run, observe_narrow, jax.tree.map(widen, inner), sampler_states, carry)
         return jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), (carry, observed))  # [chains, (samples,) ...]
 
-    if plan.rng == "multispin":
+    def one_group(key, state, sampler_states, carry, arrays, observe_args):
         # the multispin stream is defined on a batch of chains: one chain is a batch of one
-        one = jax.tree.map(lambda _: False, (state, carry))
+        unbatched = jax.tree.map(lambda _: False, (state, carry))
         p = eqx.combine(arrays, static)
-        single = lambda key, state, sampler_states, carry, arrays, observe_args: jax.tree.map(  # noqa: E731
-            lambda x: x[0], chains_body(p, 1, key, False, state, one[0], sampler_states, carry, one[1], observe_args)
-        )
-    else:
-        single = one_chain
+        out = chains_body(p, 1, key, False, state, unbatched[0], sampler_states, carry, unbatched[1], observe_args)
+        return jax.tree.map(lambda x: x[0], out)
+
+    single = one_group if plan.rng == "multispin" else one_chain
     if _closes_over_batched(observer_for(observe_args), state, carry):
         return single(key, state, sampler_states, carry, arrays, observe_args)
     batched = jax.custom_batching.custom_vmap(single)
