@@ -43,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--case", action="append", default=None, help=f"torus:side:chains (default: {' '.join(CASES)})")
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--exchange", nargs="+", default=["auto"], help="exchange strategies to measure (auto, ppermute, all_to_all)")
+    parser.add_argument("--rng", nargs="+", default=["per_node"], help="random streams (per_node, multispin): each sharded figure against its stream's unsharded one")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (best reported)")
     parser.add_argument("--flips", type=float, default=2e8, help="node updates per timed call (sets the sweeps)")
     parser.add_argument("--processes", type=int, default=0, help="also run the pinned multi-process comparison with this many processes")
@@ -61,8 +62,9 @@ def parse_case(case: str) -> tuple[int, int]:
     return int(side), int(chains)
 
 
-def build(side: int, chains: int):
-    """The program, initial states, keys and a one-node probe block of a side x side torus."""
+def build(side: int, chains: int, rng: str = "per_node"):
+    """The program (in random stream `rng`), initial states, keys and a one-node probe block of
+    a side x side torus."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -77,7 +79,7 @@ def build(side: int, chains: int):
     model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.zeros(n), jnp.ones(len(edges)), jnp.array(0.3))
     colors = checkerboard_colors(side, side)
     blocks = [nodes[np.flatnonzero(colors == c)] for c in (0, 1)]
-    program = IsingSamplingProgram(model, blocks, [])
+    program = IsingSamplingProgram(model, blocks, [], rng=rng)
     init = hinton_init(jax.random.key(0), model, blocks, (chains,))
     keys = jax.random.split(jax.random.key(1), chains)
     return program, init, keys, [blocks[0][:1]]  # observe one node: the timing is the sweeps'
@@ -132,18 +134,22 @@ def device_cases(args) -> list[dict]:
     for case in args.case or CASES:
         side, chains = parse_case(case)
         sweeps = sweeps_for(side, chains, args.flips)
-        program, init, keys, probe = build(side, chains)
-        runs = runners(program, init, keys, probe, sweeps, args.parts, args.exchange)
-        times = time_interleaved(runs, args.repeats)
+        runs, streams = [], []
+        for rng in args.rng:
+            program, init, keys, probe = build(side, chains, rng)
+            runs += runners(program, init, keys, probe, sweeps, args.parts, args.exchange)
+            streams += [rng] * (len(runs) - len(streams))
+        times = time_interleaved(runs, args.repeats)  # every stream's runs interleaved in one run
         flips = side * side * chains * sweeps
-        base = flips / min(times[0]) / 1e9
-        for (label, extra, _), t in zip(runs, times):
-            rate = flips / min(t) / 1e9
+        rates = [flips / min(t) / 1e9 for t in times]
+        base = {rng: rate for (label, _, _), rng, rate in zip(runs, streams, rates) if label == "unsharded"}
+        fastest = max(base.values())
+        for (label, extra, _), rng, t, rate in zip(runs, streams, times, rates):
             rows.append({
-                "benchmark": "sharded", "case": case, "nodes": side * side, "chains": chains, "sweeps": sweeps,
+                "benchmark": "sharded", "case": case, "rng": rng, "nodes": side * side, "chains": chains, "sweeps": sweeps,
                 "path": label, **extra, "devices": extra["parts"] if label == "sharded" else 1,
-                "flips_per_ns": rate, "ratio_to_unsharded": rate / base, "seconds": t,
-                "jax": jax.__version__, **machine(),
+                "flips_per_ns": rate, "ratio_to_unsharded": rate / base[rng], "ratio_to_fastest_unsharded": rate / fastest,
+                "seconds": t, "jax": jax.__version__, **machine(),
             })
             emit(rows[-1], args.jsonl)
     return rows
@@ -220,9 +226,9 @@ def plot(rows: list[dict], path: str) -> None:
     ax = axes[0, 0]
     cases = list(dict.fromkeys(r["case"] for r in device_rows))
     for case in cases:
-        for exchange in dict.fromkeys(r["exchange"] for r in device_rows if r["case"] == case):
-            sel = [r for r in device_rows if r["case"] == case and r["exchange"] == exchange]
-            label = f"{case.split(':')[1]}$^2$ x {sel[0]['chains']} chains" + ("" if exchange == "auto" else f" ({exchange})")
+        for exchange, rng in dict.fromkeys((r["exchange"], r.get("rng", "per_node")) for r in device_rows if r["case"] == case):
+            sel = [r for r in device_rows if r["case"] == case and r["exchange"] == exchange and r.get("rng", "per_node") == rng]
+            label = f"{case.split(':')[1]}$^2$ x {sel[0]['chains']} chains, {rng}" + ("" if exchange == "auto" else f" ({exchange})")
             ax.plot([r["parts"] for r in sel], [r["ratio_to_unsharded"] for r in sel], marker="o", label=label)
     ax.axhline(1.0, color="black", lw=1, label="unsharded jit(vmap)")
     ax.set(xlabel="graph parts = emulated CPU devices", ylabel="flips/ns relative to unsharded", xscale="log",

@@ -102,7 +102,10 @@ class BlockSamplingProgram(eqx.Module):
         counters of per-node randomness).
     - `per_block_interaction_tail_index`: per free block and interaction, the tails' program
         indices `[n, k]` (-1 for padding), numpy (distthrml; used by `interaction_graph` and sharding).
-    - `rng`: the random stream, `"thrml"` or `"per_node"` (distthrml; see `distthrml.rng`).
+    - `rng`: the random stream, `"thrml"`, `"per_node"` or `"multispin"` (distthrml; see
+        `distthrml.rng`).
+    - `per_block_multispin`: per free block, its `distthrml.multispin.MultispinTables` when the
+        stream is `"multispin"`, else None (distthrml).
     """
 
     gibbs_spec: BlockGibbsSpec
@@ -115,6 +118,7 @@ class BlockSamplingProgram(eqx.Module):
     per_block_node_index: list[Array]
     per_block_interaction_tail_index: list[list[tuple[np.ndarray, ...]]] = eqx.field(static=True)
     rng: str = eqx.field(static=True)
+    per_block_multispin: list | None = None
 
     def __init__(
         self,
@@ -134,8 +138,9 @@ class BlockSamplingProgram(eqx.Module):
             sampled at the same time (same block or superblock); each then reads the other's
             state from before the step, as THRML does. This is not Gibbs sampling of the model,
             so by default such a program is an error.
-        - `rng`: the random stream, `"thrml"` or `"per_node"`; None takes the process default
-            (`distthrml.set_rng`, else the environment variable `DISTTHRML_RNG`, else `"per_node"`).
+        - `rng`: the random stream, `"thrml"`, `"per_node"` or `"multispin"`; None takes the
+            process default (`distthrml.set_rng`, else the environment variable `DISTTHRML_RNG`,
+            else `"per_node"`).
         """
         self.rng = resolve_rng(rng)
         n_free = len(gibbs_spec.free_blocks)
@@ -173,17 +178,44 @@ class BlockSamplingProgram(eqx.Module):
             for b in range(n_free)
         ]
         self.per_block_interaction_tail_index = Frozen([[e.tail_program_index for e in entries] for entries in lowered])
+        self.per_block_multispin = multispin_tables(self) if self.rng == "multispin" else None
 
     def with_rng(self, rng: str) -> "BlockSamplingProgram":
         """The same program drawing from another random stream (nothing is lowered again).
 
         **Arguments:**
 
-        - `rng`: `"thrml"` or `"per_node"`.
+        - `rng`: `"thrml"`, `"per_node"` or `"multispin"`.
         """
         out = copy.copy(self)
         object.__setattr__(out, "rng", check_rng(rng))
+        object.__setattr__(out, "per_block_multispin", multispin_tables(out) if rng == "multispin" else None)
         return out
+
+
+def multispin_tables(program: BlockSamplingProgram) -> list:
+    """Every free block's multispin tables, or a `ProgramError` naming the block that the
+    multispin stream cannot sample (`distthrml.multispin`).
+
+    **Arguments:**
+
+    - `program`: a program whose state entries are all spins.
+    """
+    spec = program.gibbs_spec
+    for node_type in {b.node_type for b in spec.blocks}:
+        sd = spec.node_shape_struct[node_type]
+        leaves = jax.tree.leaves(sd)
+        if len(leaves) != 1 or leaves[0].shape != () or leaves[0].dtype != jnp.bool_:
+            raise ProgramError(
+                f"the multispin stream samples spin programs only; {node_type.__name__} has state {sd}"
+            )
+    out = []
+    for b, sampler in enumerate(program.samplers):
+        try:
+            out.append(sampler.multispin_tables(program.per_block_interactions[b], program.per_block_interaction_active[b]))
+        except ProgramError as err:
+            raise ProgramError(f"free block {b}: {err}") from None
+    return out
 
 
 @dataclasses.dataclass

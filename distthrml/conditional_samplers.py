@@ -25,7 +25,9 @@ from jax import numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree, Shaped, UInt32
 
 from . import node_rng, thrml_rng
-from .errors import StateError
+from .draws import bernoulli_draw as bernoulli_draw
+from .draws import categorical_draw as categorical_draw
+from .errors import ProgramError, StateError
 
 _State = PyTree[Shaped[Array, "nodes ?*state"], "State"]
 _SamplerState = TypeVar("_SamplerState", bound=PyTree)
@@ -129,6 +131,27 @@ class AbstractConditionalSampler(eqx.Module):
         **Returns:** the `(interactions, active_flags)` that `sample_chains` receives.
         """
         return interactions, active_flags
+
+    def multispin_tables(self, interactions: list[PyTree], active_flags: list[Array]):
+        """The block's `distthrml.multispin.MultispinTables` (host work, concrete parameters), or a
+        `ProgramError` saying why the multispin stream cannot sample it (the default: no
+        multispin kernel).
+
+        **Arguments:** the block's `interactions` and `active_flags`.
+        """
+        raise ProgramError(f"{type(self).__name__} has no multispin kernel (the multispin stream samples SpinGibbsConditional blocks)")
+
+    def sample_packed(self, g0, g1, node_index: Int[Array, " n"], tables, column: Callable[[int, Any], list]):
+        """The block's new words `[W, n]` under the multispin stream (`distthrml.multispin`).
+
+        **Arguments:**
+
+        - `g0`, `g1`: the chain groups' words of this sweep, `[W, 1]`.
+        - `node_index`: program indices of the n nodes.
+        - `tables`: from `multispin_tables`.
+        - `column`: `column(i, j)`, interaction i's tail words at slot j, `[W, n]` each.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no multispin kernel")
 
     def sample_chains(
         self,
@@ -248,12 +271,6 @@ class BernoulliConditional(AbstractParametricConditionalSampler):
         return thrml_rng.bernoulli(key, rows, block_size, jax.nn.sigmoid(2 * parameters)), sampler_state
 
 
-def bernoulli_draw(u: Float[Array, "..."], gamma: Float[Array, "..."]) -> Bool[Array, "..."]:
-    r"""True (spin +1) with probability $\sigma(2\gamma)$, given 24-bit uniforms `u` of the same shape.
-    Shared by the per-node and the batched kernels so that both round identically."""
-    return u < jax.nn.sigmoid(2 * gamma).astype(jnp.float32)
-
-
 def _check_categories(n_categories: int, dtype) -> None:
     if jnp.issubdtype(dtype, jnp.integer) and n_categories > int(jnp.iinfo(dtype).max) + 1:
         # THRML's wording and class (RuntimeError; StateError is one)
@@ -278,18 +295,6 @@ class SoftmaxConditional(AbstractParametricConditionalSampler):
     def sample_given_parameters_rows(self, key, rows, block_size, parameters, sampler_state, output_sd):
         _check_categories(parameters.shape[-1], output_sd.dtype)
         return thrml_rng.categorical(key, rows, block_size, parameters).astype(output_sd.dtype), sampler_state
-
-
-def categorical_draw(u: Float[Array, "..."], theta: Float[Array, "... K"], dtype) -> Array:
-    r"""Category k with probability $\propto e^{\theta_k}$ by inverse-CDF sampling, one 24-bit uniform
-    per draw (`u` has `theta`'s shape without its last axis). Shared by the per-node and the
-    batched kernels."""
-    n_categories = theta.shape[-1]
-    probs = jax.nn.softmax(theta.astype(jnp.float32), axis=-1)
-    cdf = jnp.cumsum(probs, axis=-1)
-    threshold = u[..., None] * cdf[..., -1:]
-    choice = jnp.sum((cdf <= threshold).astype(jnp.int32), axis=-1)
-    return jnp.minimum(choice, n_categories - 1).astype(dtype)
 
 
 def _resized(output_sd: PyTree[jax.ShapeDtypeStruct], n: int) -> PyTree[jax.ShapeDtypeStruct]:

@@ -85,6 +85,18 @@ def words_to_uniform(words: UInt32[Array, "..."]) -> Float[Array, "..."]:
     return (words >> 8).astype(jnp.float32) * _TWO_POW_MINUS_24
 
 
+def word(key: Key[Array, ""], node_index: Int[Array, " n"]) -> UInt32[Array, " n"]:
+    """Word 0 of every node: the word behind `uniform(key, node_index)`.
+
+    **Arguments:**
+
+    - `key`: the key of this update.
+    - `node_index`: program indices of the nodes, shape `[n]`.
+    """
+    k = key_words(key)
+    return hash_words(k[0], k[1], node_index)
+
+
 def bits(key: Key[Array, ""], node_index: Int[Array, " n"], n_words: int) -> UInt32[Array, "n words"]:
     """`n_words` independent uint32 words per node.
 
@@ -110,8 +122,7 @@ def uniform(key: Key[Array, ""], node_index: Int[Array, " n"], shape: tuple[int,
     """
     size = int(np.prod(shape, dtype=np.int64))
     if shape == ():
-        k = key_words(key)
-        return words_to_uniform(hash_words(k[0], k[1], node_index))
+        return words_to_uniform(word(key, node_index))
     return words_to_uniform(bits(key, node_index, size)).reshape(node_index.shape[0], *shape)
 
 

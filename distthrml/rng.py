@@ -1,12 +1,15 @@
-"""Which random stream a sampling program draws from: THRML's or distthrml's per-node stream.
+"""Which random stream a sampling program draws from: THRML's, or distthrml's per-node or multispin stream.
 
 - `"thrml"`: THRML 0.1.4's key splitting and `jax.random` draws, bit for bit: for the same key,
   program and schedule, `sample_states` returns THRML's samples (`distthrml.thrml_rng`).
 - `"per_node"`: every node draws from (chain key, sweep, program index) with a cheap hash
   (`distthrml.node_rng`); this is what lets the chains-innermost kernel run, several times faster.
+- `"multispin"`: spin programs whose conditionals take few field values per node (uniform or
+  +-J couplings) run 32 chains per uint32 word with bitwise updates; every group of 32 chains
+  draws bit planes from (the group's keys, sweep, program index, plane) (`distthrml.multispin`).
 
-Both streams are shard-invariant: a sharded program reproduces the unsharded one bit for bit in
-either. A program's stream is fixed when it is built (its `rng` field): the `rng=` argument of the
+All three streams are shard-invariant: a sharded program reproduces the unsharded one bit for bit in
+each. A program's stream is fixed when it is built (its `rng` field): the `rng=` argument of the
 program's constructor, else the process default set by `set_rng`, else the environment variable
 `DISTTHRML_RNG`, else `DEFAULT_RNG`. Nothing is read inside traced code.
 """
@@ -17,7 +20,7 @@ import os
 
 from .errors import ProgramError
 
-RNG_MODES = ("thrml", "per_node")
+RNG_MODES = ("thrml", "per_node", "multispin")
 DEFAULT_RNG = "per_node"
 ENV_VAR = "DISTTHRML_RNG"
 

@@ -15,6 +15,8 @@ from cluster.config_file import ConfigError
 from cluster.physics import onsager_energy_per_spin
 from cluster.run.chunks import plan_chunks
 from cluster.run.config import load_run_config
+from cluster.run.job import run_sampling
+from cluster.run.stream import KERNELS
 
 # warmup a multiple of the chunk sweeps: one compiled schedule per run
 SAMPLING = "sampling: {chains: 4, warmup: 90, samples: 20, steps_per_sample: 3, seed: 1}\n"
@@ -27,9 +29,9 @@ def _write(tmp_path, text, name="c.yaml"):
     return path
 
 
-def _run(tmp_path, model, sharding="{parts: 2}", output="", extra=""):
+def _run(tmp_path, model, sharding="{parts: 2}", output="", extra="", sampling=SAMPLING):
     out = tmp_path / "out"
-    config = _write(tmp_path, f"model: {model}\n{SAMPLING}sharding: {sharding}\noutput: {{dir: {out}{output}}}\n{extra}")
+    config = _write(tmp_path, f"model: {model}\n{sampling}sharding: {sharding}\noutput: {{dir: {out}{output}}}\n{extra}")
     assert main(["run", str(config)]) == 0
     return out, json.loads((out / "summary.json").read_text())
 
@@ -78,13 +80,22 @@ def test_graph_runs(tmp_path, model):
         assert set(summary["model"]) == {"kind", "path", "weights", "beta", "coupling", "field"}
 
 
-def test_sharded_equals_unsharded(tmp_path):
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        "sampling: {chains: 4, warmup: 90, samples: 20, steps_per_sample: 3, seed: 1, rng: per_node}\n",
+        # 32 chains per device of the chains axis: the multispin stream's groups stay whole
+        "sampling: {chains: 64, warmup: 90, samples: 20, steps_per_sample: 3, seed: 1, rng: multispin}\n",
+    ],
+)
+def test_sharded_equals_unsharded(tmp_path, sampling):
     model = "{kind: ising2d, rows: 16, cols: 16, beta: 0.4}"
     runs = {}
     for sharding in ("{parts: 1}", "{parts: 4, method: random}", "{parts: 2, chains_axis: 2}"):
         directory = tmp_path / sharding.strip("{}").replace(" ", "").replace(":", "").replace(",", "_")
         directory.mkdir()
-        out, summary = _run(directory, model, sharding=sharding, output=", moments: true")
+        out, summary = _run(directory, model, sharding=sharding, output=", moments: true", sampling=sampling)
+        assert summary["rng"] == ("multispin" if "multispin" in sampling else "per_node")
         runs[sharding] = (np.load(out / "samples.npz"), np.load(out / "moments.npz"), summary)
     (ref_s, ref_m, ref_summary), *others = runs.values()
     for samples, moments, summary in others:
@@ -115,6 +126,26 @@ def test_devices_auto_times_one_chunk_and_keeps_the_faster(tmp_path):
     assert summary["sharding"]["parts"] == timed["parts"][int(np.argmin(timed["seconds_per_chunk"]))]
     for key in runs["one"][0].files:
         np.testing.assert_array_equal(runs["auto"][0][key], runs["one"][0][key], err_msg=key)
+
+
+def test_stream_is_chosen_and_reported(tmp_path):
+    """`rng: auto` runs the multispin kernel where it qualifies (a uniform lattice, chains whole
+    per device) and the per-node stream elsewhere, and says which in summary.json; `rng:
+    multispin` on a model it cannot sample is a config error naming the reason."""
+    cases = [
+        ("{kind: ising2d, rows: 8, cols: 8}", "{parts: 1}", "multispin"),
+        ("{kind: ising2d, rows: 8, cols: 8, field: 0.2}", "{parts: 1}", "multispin"),
+        ("{kind: potts2d, rows: 8, cols: 8, categories: 3}", "{parts: 1}", "per_node"),
+        ("{kind: ising2d, rows: 8, cols: 8}", "{parts: 1, chains_axis: 2}", "per_node"),  # 2 chains per device
+    ]
+    for i, (model, sharding, stream) in enumerate(cases):
+        (tmp_path / str(i)).mkdir()
+        _, summary = _run(tmp_path / str(i), model, sharding=sharding, output=", plots: false")
+        assert (summary["rng"], summary["kernel"]) == (stream, KERNELS[stream])
+    (tmp_path / "bad").mkdir()
+    config = _write(tmp_path / "bad", f"model: {{kind: potts2d, rows: 8, cols: 8}}\nsampling: {{chains: 4, rng: multispin}}\noutput: {{dir: {tmp_path / 'bad' / 'out'}}}\n")
+    with pytest.raises(ConfigError, match="multispin cannot sample this model: .*spin programs only"):
+        run_sampling(load_run_config(config), echo=lambda _: None)
 
 
 def test_potts_sharded_equals_unsharded(tmp_path):

@@ -554,6 +554,41 @@ def test_cubic_spin_factors_match_boltzmann() -> None:
     check_stationary(model, nodes, superblocks, program, Design(), seed=41, label="cubic")
 
 
+@pytest.mark.parametrize("k", [3, 5])
+def test_three_way_categorical_factors_match_boltzmann(k: int) -> None:
+    """Four k-category variables with unary tables and two three-way tables W[c_a, c_b, c_c]
+    (nodes in different group positions). The categorical kernel picks a head's weights by selects
+    over the k^2 tail combinations up to `SELECT_COMBINATIONS` (k = 3: 9) and by a gather above it
+    (k = 5: 25); the joint over all k^4 states is exactly Boltzmann either way. A transposed or
+    misindexed table is detected.
+
+    Threshold rationale as in the module docstring.
+    """
+    from distthrml.models.discrete_ebm import SELECT_COMBINATIONS
+
+    assert (k * k > SELECT_COMBINATIONS) == (k == 5)
+    rng = np.random.default_rng(300 + k)
+    triples = [(0, 1, 2), (3, 2, 1)]
+    unary = categorical_term([range(4)], rng.normal(0.0, 0.5, (4, k)).astype(np.float32))
+    triple = categorical_term(
+        [[t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]],
+        rng.normal(0.0, 0.7, (len(triples), k, k, k)).astype(np.float32),
+    )
+    model = DiscreteModel((k,) * 4, [unary, triple])
+    nodes = make_nodes(model.cards)
+    superblocks = coloring_superblocks(model)
+    factors = [
+        CategoricalEBMFactor([block_of(nodes, g) for g in t.cat_vars], jnp.asarray(t.weights, jnp.float32))
+        for t in model.terms
+    ]
+
+    def program() -> FactorSamplingProgram:
+        spec = BlockGibbsSpec(to_free_super_blocks(nodes, superblocks), [])
+        return FactorSamplingProgram(spec, samplers_for(model.cards, superblocks), factors, [])
+
+    check_stationary(model, nodes, superblocks, program, Design(), seed=60 + k, label=f"three-way/{k}")
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Clamped blocks
 # --------------------------------------------------------------------------------------------

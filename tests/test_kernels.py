@@ -7,7 +7,15 @@ import pytest
 
 import distthrml as dt
 from distthrml.engine import UNROLL_SLOTS, chains_ready, program_plan
-from distthrml.models import IsingEBM, IsingSamplingProgram, SpinGibbsConditional, hinton_init
+from distthrml.models import (
+    CategoricalEBMFactor,
+    CategoricalGibbsConditional,
+    IsingEBM,
+    IsingSamplingProgram,
+    SpinGibbsConditional,
+    hinton_init,
+)
+from distthrml.models.discrete_ebm import SELECT_COMBINATIONS
 from partition.generators import checkerboard_colors, grid_edges
 
 from test_sharded import CHAINS, SCHEDULE, _ising, _mixed, _potts
@@ -92,3 +100,68 @@ def test_batched_program_falls_back():
     batched = jax.jit(jax.vmap(run))(betas, keys)
     for i in range(3):
         np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(run(betas[i], keys[i])))
+
+
+def _categorical(k: int, arity: int, chains: int):
+    """A K-state model on a grid (pairs) or on its triangles (three-way factors): K^(arity-1)
+    tail combinations, above SELECT_COMBINATIONS the weights are gathered rather than selected."""
+    side = 7
+    edges = grid_edges(side, side)
+    colors = checkerboard_colors(side, side)
+    nodes = dt.make_block(dt.CategoricalNode, side * side)
+    rng = np.random.default_rng(k)
+    if arity == 3:
+        # triangles (r, c), (r, c + 1), (r + 1, c): three colours by (r + 2c) mod 3 keep them proper
+        r, c = np.divmod(np.arange(side * side), side)
+        colors = (r + 2 * c) % 3
+        sel = np.flatnonzero((c < side - 1) & (r < side - 1))
+        groups = [nodes[sel], nodes[sel + 1], nodes[sel + side]]
+    else:
+        groups = [nodes[edges[:, 0]], nodes[edges[:, 1]]]
+    weights = jnp.asarray(rng.normal(size=(len(groups[0]),) + (k,) * arity), jnp.float32)
+    blocks = [nodes[np.flatnonzero(colors == c)] for c in range(colors.max() + 1)]
+    spec = dt.BlockGibbsSpec(blocks, [])
+    program = dt.FactorSamplingProgram(spec, [CategoricalGibbsConditional(k)] * len(blocks), [CategoricalEBMFactor(groups, weights)], [])
+    init = [jax.random.randint(jax.random.key(c), (chains, len(b)), 0, k, jnp.uint8) for c, b in enumerate(blocks)]
+    return program, init, [], [nodes]
+
+
+@pytest.mark.parametrize("k, arity", [(5, 2), (3, 3), (5, 3)])
+def test_categorical_kernel_odd_chains(k, arity):
+    """Categories outermost, odd chain counts and block sizes: the batched kernel draws what one
+    chain at a time draws, with the weights picked by selects and (K^2 > SELECT_COMBINATIONS) by
+    a gather."""
+    chains = 3
+    program, init, clamp, observe = _categorical(k, arity, chains)
+    assert chains_ready(program_plan(program))
+    assert (k ** (arity - 1) > SELECT_COMBINATIONS) == (k == 5 and arity == 3)
+    keys = jax.random.split(jax.random.key(7), chains)
+    run = lambda key, i: dt.sample_states(key, program, SCHEDULE, i, clamp, observe)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(keys, init)
+    one = jax.jit(run)
+    seen = set()
+    for c in range(chains):
+        single = one(keys[c], [x[c] for x in init])
+        for a, b in zip(batched, single):
+            np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
+            seen |= set(np.unique(np.asarray(b)).tolist())
+    assert seen == set(range(k))
+
+
+@pytest.mark.parametrize("chains", [8, 13])
+def test_narrow_batches_padded_to_full_vectors(chains):
+    """5 to 15 chains run on 16 lanes (`engine.chain.narrow_lanes`: the extra lanes repeat the
+    last chain and are dropped): every chain still samples what it samples alone."""
+    from distthrml.engine.chain import narrow_lanes
+
+    assert narrow_lanes(chains) == 16 and narrow_lanes(4) == 4 and narrow_lanes(16) == 16
+    program, init, clamp, observe = _ising()
+    init = [jnp.concatenate([x, ~x, x, ~x])[:chains] for x in init]
+    keys = jax.random.split(jax.random.key(11), chains)
+    run = lambda k, i: dt.sample_states(k, program, SCHEDULE, i, clamp, observe)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(keys, init)
+    one = jax.jit(run)
+    for c in (0, chains // 2, chains - 1):
+        single = one(keys[c], [x[c] for x in init])
+        for a, b in zip(batched, single):
+            np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))

@@ -59,7 +59,8 @@ def _files(folder: pathlib.Path) -> dict[str, bytes]:
 def reference(tmp_path_factory):
     """An uninterrupted run on one device, without checkpoints: its files and summary."""
     d = tmp_path_factory.mktemp("reference")
-    assert main(["run", str(_config(d)), "--out", str(d / "out"), "--devices", "1"]) == 0
+    # unsharded; not `--devices 1`, which would fix a fresh test process at one JAX device
+    assert main(["run", str(_config(d)), "--out", str(d / "out"), "--parts", "1"]) == 0
     return _files(d / "out"), json.loads((d / "out" / "summary.json").read_text())
 
 

@@ -24,6 +24,7 @@ from ..resources import check_sampling_fits
 from ..workloads.schema import ModelConfig, graph_size, model_keys, parse_model
 
 PARTITION_METHODS = ("metis", "random", "contiguous")
+RNG_CHOICES = ("auto", "per_node", "multispin", "thrml")  # cluster.run.stream.STREAMS (no JAX here)
 
 
 MAX_DEVICES = 1024  # XLA segfaults creating ~1e5 host devices
@@ -32,13 +33,15 @@ MAX_DEVICES = 1024  # XLA segfaults creating ~1e5 host devices
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
     """`sampling:` chains, schedule (`warmup` sweeps, then `samples` observations one every
-    `steps_per_sample` sweeps) and the run's seed."""
+    `steps_per_sample` sweeps), the run's seed and random stream (`rng`: auto, per_node,
+    multispin or thrml; see `cluster.run.stream`)."""
 
     chains: int = 8
     warmup: int = 200
     samples: int = 50
     steps_per_sample: int = 4
     seed: int = 0
+    rng: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _validate_rest(config: RunConfig) -> None:
             f"sampling.chains, samples and steps_per_sample must be >= 1 and warmup >= 0, got chains={s.chains}, "
             f"samples={s.samples}, steps_per_sample={s.steps_per_sample}, warmup={s.warmup}"
         )
+    if s.rng not in RNG_CHOICES:
+        raise ConfigError(f"sampling.rng must be one of {list(RNG_CHOICES)}, got {s.rng!r}{suggest(s.rng, list(RNG_CHOICES))}")
     if sh.method not in PARTITION_METHODS:
         raise ConfigError(f"sharding.method must be one of {list(PARTITION_METHODS)}, got {sh.method!r}{suggest(sh.method, list(PARTITION_METHODS))}")
     if sh.parts is not None and sh.parts < 1:

@@ -28,6 +28,7 @@ from .output import Staging
 from .plots import plot_run
 from .report import format_report, sharding_summary
 from .states_file import StatesFile
+from .stream import KERNELS, choose_stream
 
 
 def run_sampling(config: RunConfig, *, echo: Callable[[str], Any] = print, checkpointing: bool = False,
@@ -67,7 +68,7 @@ def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, dev
         echo = _quiet
     m, s, out = config.model, config.sampling, config.output
 
-    model = build_model(m, config.source)
+    model, stream = choose_stream(build_model(m, config.source), s.rng, s.chains, sh.chains_axis)
     parts = resolve_parts(config, len(devices), model.n_nodes * s.chains if auto else None)
     if assignment is not None:
         parts = int(np.max(assignment)) + 1
@@ -79,7 +80,7 @@ def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, dev
     init = initial_state(model, s.chains, jax.random.fold_in(base, 0))
     chunks = plan_chunks(s.warmup, s.samples, s.steps_per_sample)
     with contextlib.ExitStack() as held:
-        checkpoints = _open_checkpoints(config, chunks, held) if checkpointing and primary else None
+        checkpoints = _open_checkpoints(config, stream, chunks, held) if checkpointing and primary else None
         progress, resumed_from = _resume(checkpoints, init, echo)
         engine = make_engine(model, observer, config, devices, parts, assignment)
         timed = None
@@ -132,22 +133,22 @@ def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, dev
                             show_progress=out.progress and primary, describe=describe, after_chunk=after_chunk)
         if states_file is not None:
             states_file.finish()
-    return _report(config, model, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall, echo, primary,
-                   io)
+    return _report(config, model, stream, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall, echo,
+                   primary, io)
 
 
 def _quiet(*_args) -> None:
     pass
 
 
-def _open_checkpoints(config: RunConfig, chunks: list, held: contextlib.ExitStack) -> resume.RunCheckpoints:
+def _open_checkpoints(config: RunConfig, stream: str, chunks: list, held: contextlib.ExitStack) -> resume.RunCheckpoints:
     """Lock `output.dir` (one run per workdir) and open its checkpoints, both released by `held`."""
     workdir = pathlib.Path(config.output.dir)
     workdir.mkdir(parents=True, exist_ok=True)
     lock = WorkdirLock(workdir)
     lock.acquire()
     held.callback(lock.release)
-    checkpoints = resume.RunCheckpoints(workdir, config, chunks)
+    checkpoints = resume.RunCheckpoints(workdir, config, stream, chunks)
     held.callback(checkpoints.close)
     return checkpoints
 
@@ -167,8 +168,8 @@ def _resume(checkpoints: resume.RunCheckpoints | None, init, echo) -> tuple[Prog
     return Progress.from_tree(sent["tree"], int(sent["done"]), float(sent["seconds"])), int(sent["done"])
 
 
-def _report(config, model, engine, parts, devices, chunks, result: Progress, resumed_from, timed, slots, wall, echo,
-            primary, io: dict) -> dict:
+def _report(config, model, stream, engine, parts, devices, chunks, result: Progress, resumed_from, timed, slots, wall,
+            echo, primary, io: dict) -> dict:
     """The summary, the report and (process 0 only) the output files of a finished run."""
     m, s, out = config.model, config.sampling, config.output
     energy, order = stats.traces(model, m, result.records)
@@ -188,6 +189,8 @@ def _report(config, model, engine, parts, devices, chunks, result: Progress, res
         "platform": devices[0].platform,
         "processes": jax.process_count(),
         "sharding": sharding_summary(engine, parts, config.sharding.chains_axis) | ({"timed": timed} if timed else {}),
+        "rng": stream,
+        "kernel": KERNELS[stream],
         "sweeps": sweeps,
         "chunks": len(chunks),
         "resumed_after_chunk": resumed_from,

@@ -59,7 +59,7 @@ def format_report(summary: dict[str, Any]) -> str:
     timing = f"(compile {t['compile_seconds']:.2f} s, wall {t['wall_seconds']:.1f} s)"
     rows.append(("sampling", f"{s['chains']} chains x {summary['sweeps']} sweeps in {t['sample_seconds']:.2f} s {timing}"))
     if summary["flips_per_ns"] is not None:
-        rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns"))
+        rows.append(("speed", f"{summary['flips_per_ns']:.4f} flips/ns ({summary['rng']} stream; {summary['kernel']})"))
     if summary.get("resumed_after_chunk") is not None:
         rows.append(("resumed", f"after chunk {summary['resumed_after_chunk']} of {summary['chunks']}"))
     if t.get("checkpoints"):

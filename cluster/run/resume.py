@@ -24,15 +24,22 @@ from .config import RunConfig
 KEEP_LAST = 2  # the newest, and one to fall back on if it is damaged
 
 
-def identity(config: RunConfig) -> dict:
+def identity(config: RunConfig, stream: str) -> dict:
     """What a run's samples depend on (its checkpoints resume only under the same): the model,
-    the schedule and seed, and what is recorded. Not the devices, parts, partition or launcher."""
-    return {"model": model_keys(config.model), "sampling": dataclasses.asdict(config.sampling),
+    the schedule and seed, the random stream the run samples with (`sampling.rng: auto` resolves
+    it per layout), and what is recorded. Not the devices, parts, partition or launcher.
+
+    **Arguments:**
+
+    - `config`: the run's config.
+    - `stream`: the random stream chosen for it (`cluster.run.stream.choose_stream`).
+    """
+    return {"model": model_keys(config.model), "sampling": dataclasses.asdict(config.sampling), "stream": stream,
             "moments": config.output.moments, "states": config.output.states}
 
 
-def fingerprint(config: RunConfig) -> str:
-    return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:16]
+def fingerprint(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # without `output.checkpoint_every`, saving may take at most this share of the sampling time (a
@@ -68,19 +75,20 @@ class RunCheckpoints:
 
     - `workdir`: the run's folder (its output folder).
     - `config`: the run's config.
+    - `stream`: the random stream it samples with.
     - `chunks`: the run's chunks (a checkpoint must fit their plan).
     """
 
-    def __init__(self, workdir: str | pathlib.Path, config: RunConfig, chunks: list[Chunk]):
-        self.config, self.chunks = config, chunks
+    def __init__(self, workdir: str | pathlib.Path, config: RunConfig, stream: str, chunks: list[Chunk]):
+        self.identity, self.chunks = identity(config, stream), chunks
         self.store = ck.CheckpointStore(pathlib.Path(workdir) / "checkpoints", KEEP_LAST)
 
     def restore(self) -> tuple[Progress, pathlib.Path] | None:
         """The progress of the newest intact checkpoint and its folder, or None; a checkpoint of
         another config is refused, naming the keys that differ."""
         meta = self.store.latest_meta()
-        if meta is not None and meta.get("fingerprint") != fingerprint(self.config):
-            diffs = diff_identity(identity(self.config), meta.get("identity", {}))
+        if meta is not None and meta.get("fingerprint") != fingerprint(self.identity):
+            diffs = diff_identity(self.identity, meta.get("identity", {}))
             raise ConfigError(f"{self.store.directory} holds checkpoints of another run ({'; '.join(diffs)}); "
                               "use another --workdir, or delete its checkpoints/ to start over")
         restored = self.store.restore_latest(None)
@@ -95,7 +103,7 @@ class RunCheckpoints:
     def save(self, progress: Progress) -> None:
         """Save `progress` as checkpoint `progress.chunks_done` (atomic)."""
         meta = {"step": progress.chunks_done, "sample_seconds": progress.sample_seconds,
-                "fingerprint": fingerprint(self.config), "identity": identity(self.config)}
+                "fingerprint": fingerprint(self.identity), "identity": self.identity}
         self.store.save(progress.chunks_done, progress.tree(), meta)
 
     def close(self) -> None:

@@ -18,12 +18,15 @@ exchange, whose send and receive rows index the same node axis in either layout.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Int, Key, UInt32
 
 from ..errors import SamplerOutputError, StateError
-from .plan import UNROLL_SLOTS, SweepPlan
+from .packed import sweep_one_chain
+from .plan import CONCAT_FRACTION, UNROLL_SLOTS, SweepPlan
 
 
 def block_output_sd(plan: SweepPlan, b: int, batch: tuple[int, ...] = ()):
@@ -89,6 +92,10 @@ def update_block(plan: SweepPlan, b: int, key: Key[Array, ""], state: list, samp
     - `sampler_state`: the block's sampler state.
     """
     tables, sampler = plan.blocks[b], plan.samplers[b]
+    if plan.rng == "multispin":
+        # one block of one chain (a group of one): the block's rows of a whole sweep's draws
+        # would not be its draws alone; sweep the block by itself
+        return _single_block_multispin(plan, b, key, state), sampler_state
     output_sd = block_output_sd(plan, b)
     tails = gather_tails(plan, b, state)
     if plan.rng == "per_node":
@@ -109,7 +116,14 @@ def write_block(plan: SweepPlan, b: int, state: list, out) -> list:
 
     def write(g, x):
         dtype = jnp.promote_types(g.dtype, x.dtype)
-        return jax.lax.dynamic_update_slice_in_dim(g.astype(dtype), x.astype(dtype), offset, axis=0)
+        g, x = g.astype(dtype), x.astype(dtype)
+        if x.shape[0] >= CONCAT_FRACTION * g.shape[0]:
+            # a new array rather than an in-place update: XLA:CPU splits such a kernel across
+            # its threads, never one written in place; worth the copy of the rest of the entry
+            # when the block is a large part of it
+            parts = [g[:offset], x, g[offset + x.shape[0] :]]
+            return jnp.concatenate([p for p in parts if p.shape[0]], axis=0)
+        return jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0)
 
     state[e] = jax.tree.map(write, state[e], out)
     if plan.exchange is not None:
@@ -134,6 +148,9 @@ def sweep(
     sampler returned it.
     """
     sampler_states = list(sampler_states)
+    if plan.rng == "multispin":
+        state, outputs = sweep_one_chain(plan, key, state)
+        return state, sampler_states, outputs
     outputs = [None] * len(plan.blocks)
     keys = block_keys(plan, key)
     for group in plan.sampling_order:
@@ -196,3 +213,9 @@ def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k
         for b, out in updates:
             state = write_block(plan, b, state, out)
     return state
+
+
+def _single_block_multispin(plan: SweepPlan, b: int, key, state: list):
+    """Block b's new state for one chain under the multispin stream (sweep key `key`)."""
+    only = dataclasses.replace(plan, sampling_order=((b,),), exchange=None)
+    return sweep_one_chain(only, key, state)[1][b]

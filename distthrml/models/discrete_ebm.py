@@ -6,17 +6,21 @@ A `DiscreteEBMFactor` adds terms $-s_1 \cdots s_M \, W[c_1, \ldots, c_N]$ to the
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import equinox as eqx
 import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree
 
-from .._arrays import array_module, host
+from .._arrays import array_module, host, is_concrete
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
 from ..pgm import AbstractNode as AbstractNode
-from .. import node_rng
-from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories, bernoulli_draw, categorical_draw
-from ..errors import InteractionError, StateError
+from .. import multispin, node_rng
+from ..conditional_samplers import BernoulliConditional, SoftmaxConditional, _check_categories
+from ..draws import bernoulli_draw, categorical_draw_split
+from ..errors import InteractionError, ProgramError, StateError
 from ..factor import WeightedFactor
 from ..interaction import InteractionGroup
 from ..engine import UNROLL_SLOTS
@@ -358,6 +362,91 @@ def discrete_field(
     return jnp.zeros(shape, default_dtype) if acc is None else acc
 
 
+# tail-category combinations up to which a categorical head's weights are picked by selects
+# (exact, vectorise) rather than by a gather per (node, chain)
+SELECT_COMBINATIONS = 16
+
+
+def _pick_categories(w: Array, cats: list[Array], lead: tuple[int, ...]) -> list[Array]:
+    """`w[:, k, c_1, ..., c_N]` for every head category k, as K arrays of the tails' shape.
+
+    **Arguments:**
+
+    - `w`: one slot's weights `[n, K, K_1, ..., K_N]`.
+    - `cats`: the N tail categories, `[n, *batch]` each.
+    - `lead`: `(n, 1, ...)`, the weights' shape broadcast against the tails.
+    """
+    n, n_heads = w.shape[:2]
+    if not cats:
+        return [w[:, k].reshape(lead) for k in range(n_heads)]
+    combos = math.prod(w.shape[2:])
+    if combos > SELECT_COMBINATIONS:
+        rows = jnp.arange(n, dtype=jnp.int32).reshape(lead)
+        index = tuple(c.astype(jnp.int32) for c in cats)
+        return [w[:, k][(rows,) + index] for k in range(n_heads)]
+    flat = w.reshape(n, n_heads, combos)
+    index = cats[0].astype(jnp.int32)
+    for c, size in zip(cats[1:], w.shape[3:]):
+        index = index * size + c.astype(jnp.int32)
+    # one compare per combination, shared by the K selects of each; the last combination is the default
+    hits = [index == v for v in range(combos - 1)]
+    out = []
+    for k in range(n_heads):
+        picked = flat[:, k, combos - 1].reshape(lead)
+        for v in range(combos - 2, -1, -1):
+            picked = jnp.where(hits[v], flat[:, k, v].reshape(lead), picked)
+        out.append(picked)
+    return out
+
+
+def categorical_field(
+    interactions: list[PyTree], active_flags: list, column, n_categories: int, shape: tuple[int, ...], owner
+) -> list[Array]:
+    """The logits of a categorical block with the categories outermost: K arrays of `shape`,
+    `theta_k = sum over interactions and slots of s_1..s_M W[.., k, c_1, .., c_N]`, added slot by
+    slot in the order of `discrete_field` (the same values, in the layout the draw wants).
+
+    **Arguments:**
+
+    - `interactions`, `active_flags`: the block's interactions and masks (None: padding holds
+        zero weights, `_fold_padding`).
+    - `column`: `column(i, j)`, interaction i's tail states at slot j, `[n, *batch]` each.
+    - `n_categories`: K.
+    - `shape`: `[n, *batch]`.
+    - `owner`: the sampler, for error messages.
+    """
+    lead = (shape[0],) + (1,) * (len(shape) - 1)
+    acc = None
+    for i, (interaction, active) in enumerate(zip(interactions, active_flags)):
+        if not isinstance(interaction, DiscreteEBMInteraction):
+            raise _unsupported(owner, interaction)
+        dtype = interaction.weights.dtype
+        if acc is None:
+            acc = [jnp.zeros(shape, dtype) for _ in range(n_categories)]
+
+        def add(j, acc, i=i, interaction=interaction, active=active, dtype=dtype):
+            tails = column(i, j)
+            spins, cats = tails[: interaction.n_spin], tails[interaction.n_spin :]
+            terms = _pick_categories(_slot(interaction.weights, j), cats, lead)
+            if spins:
+                negative = ~spins[0]
+                for s in spins[1:]:
+                    negative = negative ^ ~s
+                terms = [jnp.where(negative, -t, t) for t in terms]
+            if active is not None:
+                on = _slot(active, j).reshape(lead)
+                terms = [jnp.where(on, t, jnp.zeros((), dtype)) for t in terms]
+            return [a + t.astype(a.dtype) for a, t in zip(acc, terms)]
+
+        k = interaction.weights.shape[1]
+        if k <= UNROLL_SLOTS:
+            for j in range(k):
+                acc = add(j, acc)
+        else:
+            acc = jax.lax.fori_loop(0, k, add, acc)
+    return [jnp.zeros(shape, jnp.float32) for _ in range(n_categories)] if acc is None else acc
+
+
 def thrml_field(
     interactions: list[PyTree], active_flags: list[Array], states: list[list], shape: tuple[int, ...], head_categorical: bool, owner
 ) -> Array:
@@ -459,10 +548,72 @@ class SpinGibbsConditional(BernoulliConditional):
     def chains_tables(self, interactions, active_flags):
         return _fold_padding(interactions, active_flags)
 
+    def multispin_tables(self, interactions, active_flags):
+        if not _is_builtin(self, SpinGibbsConditional, _KERNEL_METHODS):
+            raise ProgramError(f"{type(self).__name__} overrides the conditional: the multispin kernel samples the built-in one only")
+        return spin_multispin_tables(interactions, active_flags)
+
+    def sample_packed(self, g0, g1, node_index, tables, column):
+        return multispin.packed_update(g0, g1, node_index, tables, column)
+
     def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
         gamma = discrete_field(interactions, active_flags, column, output_sd.shape, jnp.float32, False, self)
         u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
         return bernoulli_draw(u, gamma), sampler_state
+
+
+def spin_multispin_tables(interactions: list[PyTree], active_flags: list) -> multispin.MultispinTables:
+    """A spin block's `MultispinTables` (`distthrml.multispin`), or a `ProgramError` saying which
+    interaction keeps its field from taking few values per node.
+
+    **Arguments:**
+
+    - `interactions`, `active_flags`: the block's interactions and masks (concrete).
+    """
+    bias, magnitude, degree = None, None, None
+    neg, on, n_tails, groups, plain = [], [], [], [], []
+    for i, (interaction, active) in enumerate(zip(interactions, active_flags)):
+        if not isinstance(interaction, DiscreteEBMInteraction) or interaction.weights.ndim != 2:
+            raise ProgramError(f"interaction {i} is not a spin-only DiscreteEBMInteraction (multispin needs spin tails only)")
+        if not (is_concrete(interaction.weights) and is_concrete(active)):
+            raise ProgramError("the multispin stream needs concrete parameters: build the program outside jax.jit")
+        w = np.asarray(interaction.weights, np.float32)
+        live = np.asarray(active, bool) & (w != 0)
+        if bias is None:
+            bias = np.zeros(w.shape[0], np.float64)
+            magnitude = np.zeros(w.shape[0], np.float32)
+            degree = np.zeros(w.shape[0], np.int64)
+        if interaction.n_spin == 0:
+            bias += np.where(live, w, 0).astype(np.float64).sum(axis=1)
+            continue
+        size = np.where(live, np.abs(w), 0)
+        row_size = size.max(axis=1)
+        mixed = live & (size != row_size[:, None])
+        conflict = live.any(axis=1) & (magnitude != 0) & (row_size != magnitude)
+        if mixed.any() or conflict.any():
+            row = int(np.flatnonzero(mixed.any(axis=1) | conflict)[0])
+            raise ProgramError(
+                f"interaction {i}: row {row} has terms of different magnitudes (multispin needs one |J| per node: "
+                "uniform or +-J couplings)"
+            )
+        magnitude = np.where(live.any(axis=1), row_size, magnitude)
+        degree += live.sum(axis=1)
+        full = np.uint32(0xFFFFFFFF)
+        neg.append(jnp.asarray(np.where(live & (w < 0), full, np.uint32(0))))
+        on.append(jnp.asarray(np.where(live, full, np.uint32(0))))
+        n_tails.append(interaction.n_spin)
+        groups.append(i)
+        plain.append(bool(live.all() and (w > 0).all()))
+    if bias is None:
+        raise ProgramError("the block has no interactions")
+    top = int(degree.max(initial=0))
+    if top >= 32:
+        raise ProgramError(f"a node has {top} terms; the multispin kernel handles up to 31")
+    table = multispin.thresholds_of(bias, magnitude, degree, top)
+    uniform = tuple(int(t) for t in table[0]) if len(table) and np.all(table == table[:1]) else None
+    return multispin.MultispinTables(
+        neg, on, jnp.asarray(table), jnp.asarray(multispin.threshold_planes(table)), tuple(n_tails), tuple(groups), uniform, tuple(plain)
+    )
 
 
 class CategoricalGibbsConditional(SoftmaxConditional):
@@ -503,10 +654,10 @@ class CategoricalGibbsConditional(SoftmaxConditional):
         # the per-node stream sums slot by slot, as its chains-innermost kernel does
         _check_tails(interactions, states)
         self._check_head(interactions)
-        theta = discrete_field(
-            interactions, active_flags, _plain_columns(states), (*output_sd.shape, self.n_categories), jnp.float32, True, self
-        )
-        return self.sample_given_parameters_per_node(key, node_index, theta, sampler_state, output_sd)
+        _check_categories(self.n_categories, output_sd.dtype)
+        theta = categorical_field(interactions, active_flags, _plain_columns(states), self.n_categories, output_sd.shape, self)
+        u = node_rng.uniform(key, node_index)
+        return categorical_draw_split(u, theta, output_sd.dtype), sampler_state
 
     def has_chains_kernel(self, interactions: list[PyTree]) -> bool:
         return _is_builtin(self, CategoricalGibbsConditional, _KERNEL_METHODS) and all(
@@ -519,8 +670,7 @@ class CategoricalGibbsConditional(SoftmaxConditional):
     def sample_chains(self, k0, k1, node_index, interactions, active_flags, column, sampler_state, output_sd):
         self._check_head(interactions)
         _check_categories(self.n_categories, output_sd.dtype)
-        theta = discrete_field(
-            interactions, active_flags, column, (*output_sd.shape, self.n_categories), jnp.float32, True, self
-        )
+        # categories outermost: K arrays [n, chains], so that every step vectorises over chains
+        theta = categorical_field(interactions, active_flags, column, self.n_categories, output_sd.shape, self)
         u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
-        return categorical_draw(u, theta, output_sd.dtype), sampler_state
+        return categorical_draw_split(u, theta, output_sd.dtype), sampler_state

@@ -185,7 +185,10 @@ def _local_tables(program: BlockSamplingProgram, layout: ShardLayout) -> list[Bl
         node_index = jnp.asarray(np.where(valid, layout.owned[b], 0).astype(np.int32))
         # positions in the block, the THRML stream's counters; padding rows fall outside the block
         block_rows = jnp.asarray(np.where(valid, layout.owned[b] - spec.block_starts[b], len(spec.free_blocks[b])).astype(np.int32))
-        tables.append(BlockTables(interactions[b], active, positions, node_index, block_rows))
+        packed = program.per_block_multispin[b] if program.per_block_multispin is not None else None
+        if packed is not None:
+            packed = jax.tree.map(lambda x: jnp.take(x, jnp.asarray(rows), axis=0), packed)
+        tables.append(BlockTables(interactions[b], active, positions, node_index, block_rows, packed))
     return tables
 
 

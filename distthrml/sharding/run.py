@@ -20,6 +20,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from .. import multispin
 from ..block_management import block_state_to_global
 from ..block_sampling import check_program_states
 from ..engine import SweepPlan, program_plan, run_chain
@@ -61,6 +62,13 @@ def _chain_inputs(sprog, keys, init_chain_state, state_clamp):
     n_chains = keys.shape[0]
     if n_chains % mesh.shape["chains"]:
         raise ShardingError(f"{n_chains} chains are not divisible by the mesh's chains axis ({mesh.shape['chains']})")
+    per_device = n_chains // mesh.shape["chains"]
+    if sprog.program.rng == "multispin" and mesh.shape["chains"] > 1 and per_device % multispin.LANES:
+        # the multispin stream draws per group of 32 chains: groups must not straddle devices
+        raise ShardingError(
+            f"the multispin stream needs a multiple of {multispin.LANES} chains per device of the chains axis, "
+            f"got {n_chains} chains over {mesh.shape['chains']}"
+        )
     if len(state_clamp) != len(spec.clamped_blocks):
         raise StateError(f"got {len(state_clamp)} clamped block states for {len(spec.clamped_blocks)} clamped blocks")
     init = [jax.tree.map(lambda x: _batched(x, n_chains, f"initial state of free block {i}"), s) for i, s in enumerate(init_chain_state)]
