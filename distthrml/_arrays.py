@@ -10,9 +10,25 @@ import jax
 import numpy as np
 from jax import numpy as jnp
 
+from .errors import ParameterError
+
 
 def is_concrete(x) -> bool:
     return isinstance(x, np.ndarray) or (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer))
+
+
+def check_finite(owner: str, **arrays) -> None:
+    """Raise `ParameterError` naming the first concrete array with a NaN or inf; traced arrays
+    (a model built inside `jax.jit`) are skipped, their values being unknown at trace time.
+
+    **Arguments:**
+
+    - `owner`: what holds the arrays (e.g. `IsingEBM`), for the message.
+    - `arrays`: name -> parameter array.
+    """
+    for name, value in arrays.items():
+        if is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
+            raise ParameterError(f"{owner}: {name} must be finite (got a NaN or inf)")
 
 
 def array_module(*xs):

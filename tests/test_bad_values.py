@@ -234,3 +234,20 @@ def test_ising_ebm_warns_on_a_repeated_edge():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         IsingEBM(nodes, [(nodes[0], nodes[1]), (nodes[1], nodes[2])], jnp.zeros(3), jnp.ones(2), jnp.array(1.0))
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf])
+def test_discrete_factors_refuse_non_finite_weights(bad):
+    import jax
+
+    from distthrml import Block, CategoricalNode
+    from distthrml.models import CategoricalEBMFactor, SpinEBMFactor
+
+    spins = Block([SpinNode() for _ in range(2)])
+    with pytest.raises(ParameterError, match="SpinEBMFactor: weights must be finite"):
+        SpinEBMFactor([spins], jnp.array([1.0, bad]))
+    cats = Block([CategoricalNode() for _ in range(2)])
+    with pytest.raises(ParameterError, match="CategoricalEBMFactor: weights must be finite"):
+        CategoricalEBMFactor([cats], jnp.array([[0.0, bad], [1.0, 1.0]]))
+    # traced weights (a model built inside jit) are not checked: their values are unknown then
+    jax.jit(lambda w: SpinEBMFactor([spins], w).weights)(jnp.array([1.0, bad]))

@@ -14,7 +14,7 @@ import jax
 from jax import numpy as jnp
 from jaxtyping import Array, Key, PyTree
 
-from .._arrays import array_module, host, is_concrete
+from .._arrays import array_module, check_finite, host, is_concrete
 from ..block_management import Block, BlockSpec, _State, concat_blocks, from_global_state
 from ..pgm import AbstractNode as AbstractNode
 from .. import multispin, node_rng
@@ -153,6 +153,7 @@ class DiscreteEBMFactor(EBMFactor, WeightedFactor):
         - `weights`: the weight tensor `[b, K_1, ..., K_N]`.
         """
         spin_node_groups, categorical_node_groups = list(spin_node_groups), list(categorical_node_groups)
+        check_finite(type(self).__name__, weights=weights)  # NaN weights would sample garbage silently
         WeightedFactor.__init__(self, weights, spin_node_groups + categorical_node_groups)
         is_spin: dict = {}
         for group in spin_node_groups:

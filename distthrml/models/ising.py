@@ -13,7 +13,7 @@ import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Bool, Key
 
-from .._arrays import is_concrete
+from .._arrays import check_finite
 from ..block_management import Block, NodeIndex
 from ..block_sampling import (
     BlockGibbsSpec,
@@ -91,7 +91,7 @@ class IsingEBM(AbstractFactorizedEBM):
             raise InteractionError(f"biases have shape {tuple(biases.shape)}, expected ({len(node_block)},) (one per node)")
         if weights.shape != (len(edge_blocks[0]),):
             raise InteractionError(f"weights have shape {tuple(weights.shape)}, expected ({len(edge_blocks[0])},) (one per edge)")
-        _check_finite(biases=biases, weights=weights, beta=beta)
+        check_finite("IsingEBM", biases=biases, weights=weights, beta=beta)
         if np.any(edge_blocks[0].ids == edge_blocks[1].ids):
             raise ParameterError("IsingEBM: a self-loop edge (a node coupled to itself) pins its node; remove it")
         _warn_on_repeated_edges(edge_blocks)
@@ -332,14 +332,3 @@ def _warn_on_repeated_edges(edge_blocks: tuple[Block, Block]) -> None:
                       "(in either orientation); its couplings add up", RepeatedEdgeWarning, stacklevel=3)
 
 
-def _check_finite(**arrays: Array) -> None:
-    """Raise `ParameterError` naming the first concrete array with a NaN or inf; tracers (inside
-    `jit`) are skipped, since their values are unknown at trace time.
-
-    **Arguments:**
-
-    - `arrays`: name -> parameter array.
-    """
-    for name, value in arrays.items():
-        if is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
-            raise ParameterError(f"IsingEBM: {name} must be finite (got a NaN or inf)")
