@@ -21,6 +21,8 @@ import pathlib
 import sys
 from collections.abc import Callable
 
+from .config_file import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class RayLaunch:
@@ -251,19 +253,33 @@ class RunResult:
 def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, storage: pathlib.Path,
          max_failures: int, keep_checkpoints: int | None = None) -> RunResult:
     """Run `loop(loop_config)` (plus the launch's device settings) as a Ray Train `JaxTrainer` of
-    `launch.workers` workers and wait for it.
+    `launch.workers` workers, driven from a spawned process (`in_spawned_driver`), and wait for it."""
+    return in_spawned_driver(_fit_here, (loop, loop_config, launch, name, str(storage), max_failures, keep_checkpoints),
+                             name=name)
 
-    The Ray driver runs in a fresh process started with `spawn`: Ray starts its processes with a
-    Python `preexec_fn` (a fork that runs Python code before exec), which is unsafe in a process
-    where JAX's threads already run (and JAX warns about it), as in a test or a notebook. No Ray
-    object may be among the arguments: unpickling it in the driver would import ray before
-    `init_ray` sets up a loopback-only instance."""
+
+def in_spawned_driver(function: Callable, arguments: tuple, *, name: str):
+    """`function(*arguments)` run in a fresh process started with `spawn`, which is where a Ray
+    driver belongs: Ray starts its processes with a Python `preexec_fn` (a fork that runs Python
+    code before exec), unsafe in a process where JAX's threads already run, as in a test or a
+    notebook. The process dies with this one (`_die_with`), and a local Ray instance with it. No
+    Ray object may be among the arguments: unpickling it would import ray before `init_ray` sets
+    up a loopback-only instance.
+
+    **Arguments:**
+
+    - `function`: a module-level function; it returns a picklable value.
+    - `arguments`: its positional arguments (picklable).
+    - `name`: the process's name, for messages.
+
+    **Returns:** what `function` returned; a `ConfigError` it raised is raised again here, any other
+    error as a `RuntimeError` holding its traceback.
+    """
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    driver = context.Process(target=_drive, args=(send, loop, loop_config, launch, name, str(storage), max_failures,
-                                                  keep_checkpoints), name=f"{name}-driver")
+    driver = context.Process(target=_driver_main, args=(send, function, arguments), name=f"{name}-driver")
     driver.start()
     send.close()  # the driver holds the other end: a dead driver then reads as end of file
     try:
@@ -279,20 +295,23 @@ def _fit(loop: Callable, loop_config: dict, launch: RayLaunch, *, name: str, sto
             driver.join()
     if kind == "crash":
         raise RuntimeError(f"the Ray driver process of {name!r} exited with {driver.exitcode} without a result")
+    if kind == "config":
+        raise ConfigError(value)
     if kind == "raise":
         raise RuntimeError(f"the Ray driver of {name!r} failed:\n{value}")
     return value
 
 
-def _drive(send, loop: Callable, loop_config: dict, launch: RayLaunch, name: str, storage: str, max_failures: int,
-           keep_checkpoints: int | None) -> None:
-    """The spawned driver process of `_fit`: run the trainer, send `("result", RunResult)` or
-    `("raise", traceback text)` back through `send`."""
+def _driver_main(send, function: Callable, arguments: tuple) -> None:
+    """The spawned process of `in_spawned_driver`: send `("result", value)`, `("config", message)`
+    or `("raise", traceback text)` back through `send`."""
     import traceback
 
     _die_with(parent=os.getppid())
     try:
-        message = ("result", _fit_here(loop, loop_config, launch, name, storage, max_failures, keep_checkpoints))
+        message = ("result", function(*arguments))
+    except ConfigError as err:
+        message = ("config", str(err))
     except BaseException:  # the parent re-raises it; the driver must exit either way
         message = ("raise", traceback.format_exc())
     send.send(message)

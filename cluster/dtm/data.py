@@ -14,6 +14,7 @@ import pathlib
 import numpy as np
 
 from ..config_file import ConfigError
+from ..train.data import binarise
 from .config import DataConfig
 
 # IDX element types: the third byte of the magic number
@@ -86,14 +87,6 @@ def _digits(size: int) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target.astype(np.int64)
 
 
-def _binarise(x: np.ndarray, threshold: float) -> np.ndarray:
-    if x.dtype == bool:
-        return x
-    x = x.astype(np.float64)
-    top = x.max() if x.size else 1.0
-    return x > threshold * (top if top > 0 else 1.0)
-
-
 def load_images(config: DataConfig) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The raw images `[N, rows, cols]`, their labels (or None) and the dataset's name."""
     if config.source in ("digits", "digits16"):
@@ -127,7 +120,7 @@ def load_dataset(config: DataConfig) -> Dataset:
     if not np.all(np.isfinite(x)):
         raise ConfigError(f"data.path: {name} holds NaN or infinite values")
     shape = (int(x.shape[1]), int(x.shape[2]))
-    x = _binarise(x.reshape(len(x), -1), config.threshold)
+    x = binarise(x.reshape(len(x), -1), config.threshold)
     order = np.random.default_rng(config.seed).permutation(len(x))
     if config.limit:
         order = order[: config.limit]

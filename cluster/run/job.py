@@ -133,8 +133,9 @@ def _run(config: RunConfig, echo: Callable[[str], Any], checkpointing: bool, dev
                             show_progress=out.progress and primary, describe=describe, after_chunk=after_chunk)
         if states_file is not None:
             states_file.finish()
-    return _report(config, model, stream, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall, echo,
-                   primary, io)
+        # still holding the workdir: the files are part of the run
+        return _report(config, model, stream, engine, parts, devices, chunks, result, resumed_from, timed, slots, wall,
+                       echo, primary, io)
 
 
 def _quiet(*_args) -> None:

@@ -21,7 +21,8 @@ class Dataset:
     name: str
 
 
-def _binarise(x: np.ndarray, threshold: float) -> np.ndarray:
+def binarise(x: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels above `threshold` times the largest value as True (bool images are kept)."""
     if x.dtype == bool:
         return x
     x = x.astype(np.float64)
@@ -71,7 +72,7 @@ def load_dataset(config: DataConfig) -> Dataset:
         (x, shape), name = _load_npz(config.path), pathlib.Path(config.path).name
     if not np.all(np.isfinite(x)):
         raise ConfigError(f"data.path: {name} holds NaN or infinite values")
-    x = _binarise(x, config.threshold)
+    x = binarise(x, config.threshold)
     order = np.random.default_rng(config.seed).permutation(len(x))
     n_held = max(1, int(round(config.holdout_fraction * len(x))))
     if n_held >= len(x):
