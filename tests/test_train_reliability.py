@@ -292,3 +292,30 @@ def test_disk_full_during_a_save_reports_the_checkpoint_error(small_disk, tmp_pa
 def test_disk_full_at_start_is_one_line(small_disk, tmp_path):
     lines = _disk_full_run(small_disk, tmp_path, 0)
     assert len(lines) == 1 and lines[0].startswith("distthrml: error:"), lines
+
+
+def test_a_stop_dropped_inside_a_gc_callback_is_raised_at_the_next_safe_point():
+    """Python drops an exception raised by a signal handler that runs inside a garbage collector
+    callback (JAX has one); the stop must not be lost with it."""
+    import gc
+    import os
+
+    from cluster.train.stops import STOPS, Stopped
+
+    def deliver_inside_gc(phase, info):
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before this callback returns
+
+    assert STOPS.install()
+    gc.callbacks.append(deliver_inside_gc)
+    try:
+        gc.collect()  # the handler's Stopped is dropped here
+        gc.callbacks.remove(deliver_inside_gc)
+        with pytest.raises(Stopped) as stop:
+            STOPS.check()
+        assert stop.value.exit_code == 143
+        STOPS.check()  # raised once only
+    finally:
+        if deliver_inside_gc in gc.callbacks:
+            gc.callbacks.remove(deliver_inside_gc)
+        STOPS.uninstall()

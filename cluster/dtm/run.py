@@ -144,6 +144,7 @@ def _rounds(config, workdir, dataset, steps, echo, started, under_ray) -> dict:
         STOPS.release()
         for end in round_ends(config, start):
             results = steps.train_until(end, None if under_ray else tick)
+            STOPS.check()  # a stop whose exception Python dropped (see train/stops.py)
             for t, r in results.items():
                 tick(t, end * ipe)
             report.steps_done(results)

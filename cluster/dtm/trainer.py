@@ -293,6 +293,7 @@ class StepTrainer:
         acc: dict = {}
         started = time.perf_counter()
         while self.progress.iteration < stop_at:
+            STOPS.check()  # a stop whose exception Python dropped (see train/stops.py)
             i, st = self.progress.iteration, self.progress.state
             x0 = jnp.asarray(batch_at(self.train, i, batch_size, c.data.seed)[0])
             lam = float(st["penalty"][0])

@@ -220,6 +220,7 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
         started = previous_time = time.perf_counter()
         STOPS.release()  # from here on a stop signal stops the loop (a pending one does now)
         while progress.step < total:
+            STOPS.check()  # a stop whose exception Python dropped (see stops.py) stops here
             step = progress.step
             batch, _, _ = data_lib.batch_at(dataset.train, step, config.train.batch_size, config.data.seed)
             s = progress.state
@@ -266,8 +267,10 @@ def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpo
         try:
             STOPS.release()  # training is saved: a stop signal (also one held during the last save) ends the evaluation
             try:
-                summary.update(_finish(config, workdir, arch, dataset, s.params, s.chains, base_key, pll, echo, primary,
-                                       template))
+                evaluation = _finish(config, workdir, arch, dataset, s.params, s.chains, base_key, pll, echo, primary,
+                                     template)
+                STOPS.check()
+                summary.update(evaluation)
             finally:
                 STOPS.hold()
         except Stopped as err:
@@ -329,8 +332,10 @@ def _finish(config, workdir, arch, dataset, params, chains, base_key, pll, echo,
          f"{out['heldout_pll_trained']:.4f} trained")
     if not config.output.plots:
         return out
+    STOPS.check()
     # every process samples (the sharded run is collective); only the primary one draws
     energies = _chain_energies(config, arch, params, chains, base_key, template)
+    STOPS.check()
     if not primary:
         return out
     # the visible part of the persistent chains is the model's current sample set

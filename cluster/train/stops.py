@@ -3,13 +3,17 @@
 A signal that arrives while stops are held (start-up, a checkpoint save) is remembered and
 raised when the hold ends, so a save is never cut in half and start-up never dies mid-import.
 `Stopped` derives from `BaseException`: handlers of ordinary errors (a failed save) cannot
-swallow it.
+swallow it. Python runs a signal handler wherever the main thread is, also inside a garbage
+collector callback or a `__del__`, where a raised exception is only reported as "unraisable" and
+dropped; the handler's `sys.unraisablehook` turns such a lost stop into a pending one, which the
+next `check` (a safe point of a loop) raises.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -40,6 +44,7 @@ class StopSignals:
         self.holds = 0
         self.installed = False
         self.previous: dict = {}
+        self.previous_unraisable = None
 
     def _handler(self, signum, frame):
         if self.holds:
@@ -52,6 +57,7 @@ class StopSignals:
         if self.installed or threading.current_thread() is not threading.main_thread():
             return False
         self.previous = {s: signal.signal(s, self._handler) for s in SIGNALS}
+        self.previous_unraisable, sys.unraisablehook = sys.unraisablehook, self._unraisable
         self.installed = True
         return True
 
@@ -60,8 +66,22 @@ class StopSignals:
         if self.installed:
             for s, handler in self.previous.items():
                 signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+            sys.unraisablehook = self.previous_unraisable
             self.installed = False
         self.pending, self.holds = None, 0
+
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, Stopped):
+            self.pending = self.pending or unraisable.exc_value.signum
+        else:
+            self.previous_unraisable(unraisable)
+
+    def check(self) -> None:
+        """A safe point: raise `Stopped` for a stop that is pending and not held (one whose
+        exception was dropped where Python could not raise it)."""
+        if not self.holds and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Stopped(signum)
 
     def hold(self) -> None:
         """Defer stop signals until the matching `release`."""
@@ -70,9 +90,7 @@ class StopSignals:
     def release(self) -> None:
         """End one hold; raise `Stopped` now if a signal came during the last one."""
         self.holds = max(0, self.holds - 1)
-        if not self.holds and self.pending is not None:
-            signum, self.pending = self.pending, None
-            raise Stopped(signum)
+        self.check()
 
     @contextlib.contextmanager
     def held(self):
