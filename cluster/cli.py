@@ -6,8 +6,11 @@ they need), so `--help` and argument errors are instant."""
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import contextlib
 import sys
+import threading
 
 from . import launch_cli, partition_cli
 from .emulate import cli as emulate_cli
@@ -17,6 +20,7 @@ from .train import cli as train_cli
 SUBCOMMANDS = (run_cli, partition_cli, train_cli, emulate_cli, launch_cli)  # in help order
 
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT (128 + 2)
+REDELIVERY_DELAY_S = 0.05
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with interrupts_not_dropped():
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print(f"distthrml {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED
@@ -46,6 +51,28 @@ def main(argv: list[str] | None = None) -> int:
         # bad input: ConfigError (cluster), PartitionError (partition) and distthrml's errors are ValueErrors
         print(f"distthrml: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def interrupts_not_dropped():
+    """Inside, a Ctrl-C whose KeyboardInterrupt Python had to drop (its handler ran inside a
+    garbage collector callback, as JAX registers one, or a `__del__`) is delivered again, so
+    it reaches the code it interrupts instead of being reported as unraisable and lost."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later: raised at once, it would be dropped in this
+            # hook too; should it land in another callback, it comes back here and is re-sent
+            threading.Timer(REDELIVERY_DELAY_S, _thread.interrupt_main).start()
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _one_line(err: Exception) -> str:

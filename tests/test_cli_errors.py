@@ -3,8 +3,10 @@ config of another command is named as such, Ctrl-C ends with one line and status
 progress bar writes into a log. All of it before JAX compiles anything."""
 
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -163,3 +165,29 @@ def test_train_writes_no_bar_into_a_log(tmp_path):
         assert log.bar.disable is True
     finally:
         log.close()
+
+
+def test_a_ctrl_c_dropped_inside_a_gc_callback_still_interrupts():
+    """Python drops a KeyboardInterrupt raised inside a garbage collector callback (SIGINT's
+    handler runs wherever the main thread is); the command must still be interrupted."""
+    import gc
+    import os
+
+    from cluster.cli import interrupts_not_dropped
+
+    def ctrl_c_inside_gc(phase, info):
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    gc.callbacks.append(ctrl_c_inside_gc)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_not_dropped():
+                gc.collect()
+                gc.callbacks.remove(ctrl_c_inside_gc)
+                time.sleep(5)  # the interrupt comes a moment later
+    finally:
+        if ctrl_c_inside_gc in gc.callbacks:
+            gc.callbacks.remove(ctrl_c_inside_gc)
+        signal.signal(signal.SIGINT, previous)
