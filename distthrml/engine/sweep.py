@@ -10,9 +10,11 @@ Two layouts of the same sweep:
 - `sweep_chains`: every chain at once, state entries `[rows, chains, ...]` (chains innermost).
   A tail read is then a gather of contiguous rows (one row is a node's state in every chain),
   folded into the conditional's field one slot at a time. Samplers take part through
-  `sample_chains`, which equals `sample_per_node` under `jax.vmap` bit for bit.
+  `sample_chains`, which equals `sample_per_node` under `jax.vmap` bit for bit. Unsharded, the
+  entries are kept cut into one piece per free block, and a block's new state replaces its
+  piece (`split_entries`).
 
-In both, a block's new state is written at its offset in its entry and handed to the plan's
+Otherwise a block's new state is written at its offset in its entry and handed to the plan's
 exchange, whose send and receive rows index the same node axis in either layout.
 """
 
@@ -259,7 +261,7 @@ def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k
     pegasus(14)'s 4 blocks hashed all 4). Tails are gathered from the entries joined once per
     superblock, or straight from a piece that holds all of a tail's rows (`tail_spans`) and
     was not rewritten earlier in this sweep: XLA:CPU fuses a cheap fresh update (the Potts draw)
-    into the gather and recomputes it at every read (measured -15% on a 4-state Potts torus).
+    into the gather and recomputes it at every read (-14 to -18% on a 4-state Potts torus).
 
     **Arguments:**
 
