@@ -1,5 +1,7 @@
 """The batched (chains-innermost) kernel samples bit for bit what the per-chain path samples."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,3 +167,68 @@ def test_narrow_batches_padded_to_full_vectors(chains):
         single = one(keys[c], [x[c] for x in init])
         for a, b in zip(batched, single):
             np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
+
+
+@pytest.mark.parametrize("name", ["mixed-clamped", "ising", "potts"])
+def test_sweep_on_pieces_equals_writes_into_entries(name):
+    """`sweep_chains` keeps every entry cut at its free blocks (one piece per block) and replaces
+    a block's piece with its new state; one sweep of it, joined, equals the same block updates
+    written into whole entries (`write_block`), bit for bit. The mixed model has two entries and
+    a clamped row between free blocks."""
+    from distthrml.block_management import block_state_to_global
+
+    engine = importlib.import_module("distthrml.engine.sweep")  # the package exports a function `sweep`
+    program, init, clamp, _ = MODELS[name]()
+    plan, spec = program_plan(program), program.gibbs_spec
+    state = jax.vmap(lambda free: block_state_to_global(list(free) + list(clamp), spec))(init)
+    state = jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), state)  # chains innermost: [rows, chains]
+    entries = [e for e, x in enumerate(state) if x is not None]  # (no spin entry in a Potts model)
+
+    pieces = engine.split_entries(plan, state)
+    assert all(len(pieces[e]) > 1 for e in entries)
+    for b, (e, offset) in enumerate(zip(plan.entry, plan.offset)):
+        piece = pieces[e][engine._cuts(plan, e, state[e].shape[0]).index(offset)]
+        np.testing.assert_array_equal(np.asarray(piece), np.asarray(state[e][offset : offset + plan.block_size[b]]))
+    joined = engine.join_entries(pieces)
+    for e in entries:
+        np.testing.assert_array_equal(np.asarray(joined[e]), np.asarray(state[e]))
+
+    tables = engine.chains_tables(plan)
+    words = jax.random.bits(jax.random.key(5), (2, CHAINS), jnp.uint32)
+    expected = list(state)
+    for group in plan.sampling_order:
+        outs = [(b, engine._update_block_chains(plan, b, tables[b], words[0:1], words[1:2], expected)) for b in group]
+        for b, out in outs:
+            expected = engine.write_block(plan, b, expected, out)
+    got = engine.join_entries(engine.sweep_chains(plan, tables, words[0:1], words[1:2], pieces))
+    for e in entries:
+        np.testing.assert_array_equal(np.asarray(got[e]), np.asarray(expected[e]))
+    assert any(not np.array_equal(np.asarray(got[e]), np.asarray(state[e])) for e in entries)  # the sweep moved
+
+
+def test_torus_tails_read_from_the_other_piece():
+    """On a checkerboard torus every tail of a block lies in the other block's rows: the sweep
+    gathers it from that piece alone (no joined copy), the same rows as from the entry; a piece
+    rewritten earlier in the sweep is read from the joined entry instead."""
+    from partition.generators import torus_edges
+
+    engine = importlib.import_module("distthrml.engine.sweep")
+    side = 8
+    edges, colors = torus_edges(side, side), checkerboard_colors(side, side)
+    nodes = dt.make_block(dt.SpinNode, side * side)
+    model = IsingEBM(nodes, (nodes[edges[:, 0]], nodes[edges[:, 1]]), jnp.zeros(side * side), jnp.ones(len(edges)), jnp.array(0.4))
+    program = IsingSamplingProgram(model, [nodes[np.flatnonzero(colors == c)] for c in (0, 1)], [])
+    plan = program_plan(program)
+    state = [jax.random.bernoulli(jax.random.key(0), 0.5, (side * side, CHAINS))]
+    pieces = engine.split_entries(plan, state)
+    read = 0
+    for b in (0, 1):
+        for i, group in enumerate(plan.blocks[b].tail_positions):
+            for t, positions in enumerate(group):
+                rows, p = engine._tail_source(plan, b, i, t, state, pieces)
+                assert rows is pieces[0][1 - b]
+                np.testing.assert_array_equal(np.asarray(rows[p]), np.asarray(state[0][positions]))
+                rewritten = [[None if k == 1 - b else x for k, x in enumerate(pieces[0])]]
+                assert engine._tail_source(plan, b, i, t, state, rewritten)[0] is state[0]
+                read += 1
+    assert read == 2  # one coupling group with one tail per block

@@ -3,10 +3,11 @@
 `run_chain` is written for one chain and is a `jax.custom_batching.custom_vmap` function. Called
 for one chain it scans `sweep` (any sampler). Under `jax.vmap` over chains (THRML users'
 `jax.vmap(sample_states)`, and every shard of a sharded program) it lays the state out
-`[rows, chains, ...]` once and runs the whole schedule there: sweeps through `sweep_chains`
-(5 to 15 chains padded to 16 lanes, `narrow_lanes`), observations through the observer
-`jax.vmap`ped over the chains axis of that layout, its carry and records kept chains-last too (so
-nothing is transposed between observations). Programs whose samplers have no chains-innermost
+`[rows, chains, ...]` once and runs the whole schedule there: sweeps through `sweep_chains` (on
+the entries cut into one piece per free block, `split_entries`; 5 to 15 chains padded to 16
+lanes, `narrow_lanes`), observations through the observer `jax.vmap`ped over the chains axis
+of that layout, its carry and records kept chains-last too (so nothing is transposed between
+observations). Programs whose samplers have no chains-innermost
 kernel, batched program arrays or sampler states, or an observer closing over batched values
 fall back to `jax.vmap` of the one-chain loop. Both paths give the same bits.
 
@@ -33,7 +34,7 @@ from jaxtyping import Array, Key
 from .. import multispin, node_rng
 from .packed import kernel_tables, pack_state, sweep_packed, unpack_state
 from .plan import SweepPlan, chains_ready
-from .sweep import chains_tables, sweep, sweep_chains
+from .sweep import chains_tables, join_entries, split_entries, sweep, sweep_chains
 
 Observe = Callable[[Any, list, Any, Array], tuple[Any, Any]]
 """`observe(observe_args, state, carry, iteration) -> (carry, observation)` for one chain."""
@@ -182,11 +183,12 @@ def run_chain(
                 if n_sweeps == 0:
                     return st, ss
 
-                def body(st, step):
+                def body(pieces, step):
                     w = widen(words(step))
-                    return sweep_chains(p, tables, w[0:1], w[1:2], st), None
+                    return sweep_chains(p, tables, w[0:1], w[1:2], pieces), None
 
-                return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
+                # the sweeps run on the entries cut into pieces, one per free block (`sweep_chains`)
+                return join_entries(jax.lax.scan(body, split_entries(p, st), _steps(first, n_sweeps))[0]), ss
 
             def observe_narrow(st, c, i):
                 return observe_chains(jax.tree.map(lambda x: x[:, :axis_size], st), c, i)

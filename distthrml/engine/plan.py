@@ -12,15 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
+import numpy as np
 from jax import numpy as jnp
 from jaxtyping import Array, Bool, Int, PyTree
+
+from .._arrays import is_concrete
 
 # slots per interaction up to which a block's tail states are gathered (and its field summed)
 # fully unrolled; larger interactions run a loop over slots
 UNROLL_SLOTS = 32
 
-# a block at least this fraction of its state entry is written by concatenation into a new
-# array, which XLA:CPU splits across its threads (an update written in place runs on one).
+# (one-chain sweep, `write_block`; the chains-innermost sweep keeps each block as its own piece
+# of the state instead, `sweep_chains`) a block at least this fraction of its state entry is
+# written by concatenation into a new array, which XLA:CPU splits across its threads (an update
+# written in place runs on one).
 # Measured (2 cores, same samples): per_node 256x256 torus x 64 chains (2 blocks, half the entry
 # each) +20-25% against the in-place update, pegasus(14) x 256 chains (4 colours) -20%
 CONCAT_FRACTION = 0.4
@@ -71,6 +76,10 @@ class SweepPlan(eqx.Module):
     - `block_size`: per free block, its length in the program.
     - `whole_blocks`: whether every `BlockTables` holds its whole block in order (unsharded):
         THRML-stream updates then call the sampler's `sample`, as THRML does.
+    - `tail_spans`: per free block, interaction group and tail, the rows `(first, last + 1)` its
+        positions span (padding included), or None where unknown (traced tables); `()`: none
+        known. A tail within one free block's rows is read from that block's piece of the state
+        alone (`distthrml.engine.sweep.sweep_chains`).
     """
 
     samplers: list
@@ -84,6 +93,7 @@ class SweepPlan(eqx.Module):
     rng: str = eqx.field(static=True, default="per_node")
     block_size: tuple[int, ...] = eqx.field(static=True, default=())
     whole_blocks: bool = eqx.field(static=True, default=True)
+    tail_spans: tuple = eqx.field(static=True, default=())
 
 
 def program_plan(program) -> SweepPlan:
@@ -115,7 +125,22 @@ def program_plan(program) -> SweepPlan:
         sampling_order=_freeze(spec.sampling_order),
         rng=program.rng,
         block_size=tuple(len(b) for b in spec.free_blocks),
+        tail_spans=_tail_spans(program),
     )
+
+
+def _tail_spans(program) -> tuple:
+    """The plan's `tail_spans`: read once from concrete tables and kept with the program's
+    static bookkeeping; `()` while unknown (tables traced, e.g. a program passed into jax.jit)."""
+    memo = program.per_block_interaction_tail_index.memo
+    if "tail_spans" not in memo:
+        slices = program.per_block_interaction_global_slices
+        if not all(is_concrete(p) for group in slices for ps in group for p in ps):
+            return ()
+        # host copies: jax operations on constants would be staged when called under a trace
+        host = [[[np.asarray(p) for p in ps] for ps in group] for group in slices]
+        memo["tail_spans"] = _freeze([[[(int(p.min()), int(p.max()) + 1) if p.size else None for p in ps] for ps in group] for group in host])
+    return memo["tail_spans"]
 
 
 def chains_ready(plan: SweepPlan) -> bool:

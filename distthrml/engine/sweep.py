@@ -10,9 +10,11 @@ Two layouts of the same sweep:
 - `sweep_chains`: every chain at once, state entries `[rows, chains, ...]` (chains innermost).
   A tail read is then a gather of contiguous rows (one row is a node's state in every chain),
   folded into the conditional's field one slot at a time. Samplers take part through
-  `sample_chains`, which equals `sample_per_node` under `jax.vmap` bit for bit.
+  `sample_chains`, which equals `sample_per_node` under `jax.vmap` bit for bit. Unsharded, the
+  entries are kept cut into one piece per free block, and a block's new state replaces its
+  piece (`split_entries`).
 
-In both, a block's new state is written at its offset in its entry and handed to the plan's
+Otherwise a block's new state is written at its offset in its entry and handed to the plan's
 exchange, whose send and receive rows index the same node axis in either layout.
 """
 
@@ -180,24 +182,38 @@ def _column(x: Array, j) -> Array:
     return jax.lax.dynamic_index_in_dim(x, j, axis=1, keepdims=False)
 
 
-def _update_block_chains(plan: SweepPlan, b: int, tables, k0, k1, state: list):
-    """Free block b's new state `[n, chains, ...]` from the chains-innermost state."""
-    positions = plan.blocks[b].tail_positions
-    entries = plan.tail_entries[b]
+def _tail_source(plan: SweepPlan, b: int, i: int, t: int, state: list, pieces: list | None):
+    """Where free block b reads tail t of interaction group i: `(rows, positions in them)`, the
+    tail's entry or, when the positions lie within one piece of it, that piece alone (the read
+    then needs no copy of the joined entry)."""
+    e, positions = plan.tail_entries[b][i][t], plan.blocks[b].tail_positions[i][t]
+    span = plan.tail_spans[b][i][t] if plan.tail_spans else None
+    if pieces is not None and span is not None:
+        cuts = _cuts(plan, e, jax.tree.leaves(state[e])[0].shape[0])
+        for piece, first, end in zip(pieces[e], cuts[:-1], cuts[1:]):
+            if piece is not None and first <= span[0] and span[1] <= end:
+                return piece, positions - first
+    return state[e], positions
+
+
+def _update_block_chains(plan: SweepPlan, b: int, tables, k0, k1, state: list, pieces: list | None = None):
+    """Free block b's new state `[n, chains, ...]` from the chains-innermost state (its entries,
+    and where given, the same cut into pieces by `split_entries`)."""
     interactions, active = tables
+    sources = [
+        [_tail_source(plan, b, i, t, state, pieces) for t in range(len(ps))] for i, ps in enumerate(plan.blocks[b].tail_positions)
+    ]
     gathered = [
         # one gather of every slot at once (XLA runs it as one kernel); per slot in the loop when k is large
-        [jax.tree.map(lambda x, p=p: _row_gather(x, p), state[e]) if p.shape[1] <= UNROLL_SLOTS else None for e, p in zip(entries[i], ps)]
-        for i, ps in enumerate(positions)
+        [jax.tree.map(lambda x, p=p: _row_gather(x, p), rows) if p.shape[1] <= UNROLL_SLOTS else None for rows, p in group]
+        for group in sources
     ]
 
     def column(i: int, j) -> list:
         # slot j of interaction i: every tail's state for every node of the block, [n, chains, ...]
         return [
-            jax.tree.map(lambda x: _column(x, j), g)
-            if g is not None
-            else jax.tree.map(lambda x, p=p: _row_gather(x, _column(p, j)), state[e])
-            for g, e, p in zip(gathered[i], entries[i], positions[i])
+            jax.tree.map(lambda x: _column(x, j), g) if g is not None else jax.tree.map(lambda x, p=p: _row_gather(x, _column(p, j)), rows)
+            for g, (rows, p) in zip(gathered[i], sources[i])
         ]
 
     out_sd = block_output_sd(plan, b, (k0.shape[-1],))
@@ -205,14 +221,90 @@ def _update_block_chains(plan: SweepPlan, b: int, tables, k0, k1, state: list):
     return out
 
 
-def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k1: UInt32[Array, "1 chains"], state: list) -> list:
-    """One sweep of every chain; state entries are `[rows, chains, ...]`, `tables` from
-    `chains_tables`, `k0, k1` every chain's key words of this sweep."""
+def _cuts(plan: SweepPlan, e: int, rows: int) -> list[int]:
+    """The rows where entry e (`rows` long) is cut into pieces: its free blocks' bounds; a
+    shard's entries stay whole (`sweep_chains`)."""
+    cuts = {0, rows}
+    if plan.exchange is not None:
+        return sorted(cuts)
+    for b, (entry, offset) in enumerate(zip(plan.entry, plan.offset)):
+        if entry == e:
+            cuts |= {offset, offset + plan.blocks[b].node_index.shape[0]}
+    return sorted(cuts)
+
+
+def split_entries(plan: SweepPlan, state: list) -> list[list]:
+    """Every state entry `[rows, chains, ...]` cut into pieces: each free block's rows are one
+    piece, the rows between them (clamped blocks, halo) others. `sweep_chains` runs on pieces."""
+    return [_split(plan, e, x) for e, x in enumerate(state)]
+
+
+def _split(plan: SweepPlan, e: int, x) -> list:
+    if not jax.tree.leaves(x):  # an entry without arrays (no node of its type)
+        return [x]
+    cuts = _cuts(plan, e, jax.tree.leaves(x)[0].shape[0])
+    return [jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], x) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
+def join_entries(pieces: list[list]) -> list:
+    """The state entries whose pieces `split_entries` made."""
+    return [p[0] if len(p) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *p) for p in pieces]
+
+
+def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k1: UInt32[Array, "1 chains"], pieces: list) -> list:
+    """One sweep of every chain, on the state cut into pieces (`split_entries`).
+
+    A block's new state replaces its piece rather than being written into its entry: XLA:CPU
+    then computes each block in one kernel over the block's rows, split across its threads.
+    Written into the entry, the update ran on one thread (in place), or the concatenation was
+    simplified to the earlier blocks' elementwise draws and recomputed them (the last of
+    pegasus(14)'s 4 blocks hashed all 4). Tails are gathered from the entries joined once per
+    superblock, or straight from a piece that holds all of a tail's rows (`tail_spans`) and
+    was not rewritten earlier in this sweep: XLA:CPU fuses a cheap fresh update (the Potts draw)
+    into the gather and recomputes it at every read (-14 to -18% on a 4-state Potts torus).
+
+    **Arguments:**
+
+    - `plan`: the sweep plan.
+    - `tables`: from `chains_tables`.
+    - `k0, k1`: every chain's key words of this sweep.
+    - `pieces`: the chains-innermost state `[rows, chains, ...]`, cut by `split_entries`.
+    """
+    if plan.exchange is not None:
+        # a shard writes blocks into its whole entries, where the exchange reads and writes:
+        # cutting and joining them around every exchange cost more than it saved (2-way 256x256
+        # torus x 64 chains, 2 emulated devices: 0.32 flips/ns against 0.42 whole)
+        state = join_entries(pieces)
+        for group in plan.sampling_order:
+            updates = [(b, _update_block_chains(plan, b, tables[b], k0, k1, state)) for b in group]
+            for b, out in updates:
+                state = write_block(plan, b, state, out)
+        return split_entries(plan, state)
+    pieces = [list(p) for p in pieces]
+    stale = [list(p) for p in pieces]  # the pieces as the sweep found them; None once rewritten
     for group in plan.sampling_order:
-        updates = [(b, _update_block_chains(plan, b, tables[b], k0, k1, state)) for b in group]
+        state = join_entries(pieces)
+        updates = [(b, _update_block_chains(plan, b, tables[b], k0, k1, state, stale)) for b in group]
         for b, out in updates:
-            state = write_block(plan, b, state, out)
-    return state
+            e = plan.entry[b]
+            if plan.blocks[b].node_index.shape[0]:
+                k = _cuts(plan, e, _rows(pieces[e])).index(plan.offset[b])
+                pieces[e] = _put(pieces[e], k, out)
+                stale[e][k] = None
+    return pieces
+
+
+def _rows(pieces: list) -> int:
+    return sum(jax.tree.leaves(p)[0].shape[0] for p in pieces)
+
+
+def _put(pieces: list, i: int, out) -> list:
+    """An entry's pieces with piece i replaced by `out`; another dtype promotes the whole entry,
+    as `write_block` does."""
+    dtype = jax.tree.map(lambda g, x: jnp.promote_types(g.dtype, x.dtype), pieces[i], out)
+    pieces = [jax.tree.map(lambda g, d: g.astype(d), p, dtype) for p in pieces]
+    pieces[i] = jax.tree.map(lambda x, d: x.astype(d), out, dtype)
+    return pieces
 
 
 def _single_block_multispin(plan: SweepPlan, b: int, key, state: list):
