@@ -143,7 +143,9 @@ def ray_head(tmp_path, monkeypatch):
     client, last = None, None
     while time.monotonic() < deadline and client is None:
         try:
-            client = JobSubmissionClient(address)
+            # the token as a header: Ray caches its token loader per process, and an earlier
+            # test's Ray in this process may have cached none
+            client = JobSubmissionClient(address, headers={"Authorization": f"Bearer {HEAD_ENV['RAY_AUTH_TOKEN']}"})
         except Exception as err:  # the dashboard is still starting
             last = err
             time.sleep(1)
