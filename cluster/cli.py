@@ -59,12 +59,18 @@ def interrupts_not_dropped():
     garbage collector callback, as JAX registers one, or a `__del__`) is delivered again, so
     it reaches the code it interrupts instead of being reported as unraisable and lost."""
     previous = sys.unraisablehook
+    inside = threading.Event()
+    inside.set()
+
+    def redeliver():
+        if inside.is_set():  # not once the command has returned
+            _thread.interrupt_main()
 
     def hook(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
             # from another thread, a moment later: raised at once, it would be dropped in this
             # hook too; should it land in another callback, it comes back here and is re-sent
-            threading.Timer(REDELIVERY_DELAY_S, _thread.interrupt_main).start()
+            threading.Timer(REDELIVERY_DELAY_S, redeliver).start()
         else:
             previous(unraisable)
 
@@ -72,6 +78,7 @@ def interrupts_not_dropped():
     try:
         yield
     finally:
+        inside.clear()
         sys.unraisablehook = previous
 
 
