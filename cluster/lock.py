@@ -47,3 +47,10 @@ class WorkdirLock:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock; the PID left behind is harmless
             self.fd = None
+
+    def __enter__(self) -> WorkdirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

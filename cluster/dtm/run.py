@@ -81,24 +81,14 @@ def drive(config: DTMConfig, workdir: str | pathlib.Path, *, force: bool, echo: 
     - `ray_launch`: the Ray settings, or None.
     """
     workdir = pathlib.Path(workdir).absolute()
-    installed_here = STOPS.install()
-    STOPS.hold()  # start-up: a stop signal waits until there is a loop to stop
-    lock = None
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        lock = WorkdirLock(workdir)
-        lock.acquire()
-        return _drive_locked(config, workdir, force, echo, init_steps, ray_launch)
-    except Stopped as stop:
-        echo(f"stopped by {stop} during start-up")
-        return {"epochs": None, "total_epochs": config.train.epochs, "stopped_by": str(stop), "exit_code": stop.exit_code}
-    finally:
-        if lock is not None:
-            lock.release()
-        if installed_here:
-            STOPS.uninstall()
-        else:
-            STOPS.holds = 0
+    with STOPS.for_a_run():  # a stop signal during start-up waits until there is a loop to stop
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            with WorkdirLock(workdir):
+                return _drive_locked(config, workdir, force, echo, init_steps, ray_launch)
+        except Stopped as stop:
+            echo(f"stopped by {stop} during start-up")
+            return {"epochs": None, "total_epochs": config.train.epochs, "stopped_by": str(stop), "exit_code": stop.exit_code}
 
 
 def _drive_locked(config, workdir, force, echo, init_steps, ray_launch) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -133,26 +134,16 @@ def train(
     """
     workdir = pathlib.Path(workdir).absolute()
     primary = jax.process_index() == 0
-    installed_here = STOPS.install()
-    STOPS.hold()  # start-up: a stop signal waits until there is a loop to stop
-    lock = None
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        if primary:
-            lock = WorkdirLock(workdir)
-            lock.acquire()  # before anything in the workdir is read or written
-        return _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpoint, mesh)
-    except Stopped as stop:
-        # stopped before the loop began: nothing new to save
-        echo(f"stopped by {stop} during start-up")
-        return {"steps": None, "total_steps": config.train.steps, "stopped_by": str(stop), "exit_code": stop.exit_code}
-    finally:
-        if lock is not None:
-            lock.release()
-        if installed_here:
-            STOPS.uninstall()
-        else:
-            STOPS.holds = 0
+    with STOPS.for_a_run():  # a stop signal during start-up waits until there is a loop to stop
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            # locked before anything in the workdir is read or written
+            with WorkdirLock(workdir) if primary else contextlib.nullcontext():
+                return _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpoint, mesh)
+        except Stopped as stop:
+            # stopped before the loop began: nothing new to save
+            echo(f"stopped by {stop} during start-up")
+            return {"steps": None, "total_steps": config.train.steps, "stopped_by": str(stop), "exit_code": stop.exit_code}
 
 
 def _train_locked(config, workdir, primary, force, echo, resume_from, on_checkpoint, mesh) -> dict:

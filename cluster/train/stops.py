@@ -93,6 +93,21 @@ class StopSignals:
         self.check()
 
     @contextlib.contextmanager
+    def for_a_run(self):
+        """`with STOPS.for_a_run():` around a run: installs the handler (unless the CLI already
+        did) and holds stops through start-up, until the run's loop calls `release`; on exit
+        restores the handlers this installed, or drops the holds the run left."""
+        installed_here = self.install()
+        self.hold()
+        try:
+            yield
+        finally:
+            if installed_here:
+                self.uninstall()
+            else:
+                self.holds = 0
+
+    @contextlib.contextmanager
     def held(self):
         """`with STOPS.held():` defers stop signals inside and raises a pending one at its end."""
         self.hold()

@@ -7,6 +7,7 @@ A `DiscreteEBMFactor` adds terms $-s_1 \cdots s_M \, W[c_1, \ldots, c_N]$ to the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import equinox as eqx
@@ -354,12 +355,7 @@ def discrete_field(
             term = _slot_term(interaction, active, column(i, j), j, batch_ndim, head_categorical)
             return acc + term.astype(acc.dtype)
 
-        k = interaction.weights.shape[1]
-        if k <= UNROLL_SLOTS:
-            for j in range(k):
-                acc = add(j, acc)
-        else:
-            acc = jax.lax.fori_loop(0, k, add, acc)
+        acc = _fold_slots(interaction.weights.shape[1], add, acc)
     return jnp.zeros(shape, default_dtype) if acc is None else acc
 
 
@@ -439,12 +435,7 @@ def categorical_field(
                 terms = [jnp.where(on, t, jnp.zeros((), dtype)) for t in terms]
             return [a + t.astype(a.dtype) for a, t in zip(acc, terms)]
 
-        k = interaction.weights.shape[1]
-        if k <= UNROLL_SLOTS:
-            for j in range(k):
-                acc = add(j, acc)
-        else:
-            acc = jax.lax.fori_loop(0, k, add, acc)
+        acc = _fold_slots(interaction.weights.shape[1], add, acc)
     return [jnp.zeros(shape, jnp.float32) for _ in range(n_categories)] if acc is None else acc
 
 
@@ -675,3 +666,12 @@ class CategoricalGibbsConditional(SoftmaxConditional):
         theta = categorical_field(interactions, active_flags, column, self.n_categories, output_sd.shape, self)
         u = node_rng.words_to_uniform(node_rng.hash_words(k0, k1, node_index[:, None]))
         return categorical_draw_split(u, theta, output_sd.dtype), sampler_state
+
+
+def _fold_slots(k: int, add: Callable, acc):
+    """`add(j, acc)` for every slot j < k: unrolled up to `UNROLL_SLOTS` slots, a loop beyond."""
+    if k <= UNROLL_SLOTS:
+        for j in range(k):
+            acc = add(j, acc)
+        return acc
+    return jax.lax.fori_loop(0, k, add, acc)
