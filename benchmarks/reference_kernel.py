@@ -63,9 +63,11 @@ def _update(neighbours, index, g0, g1, table):
     return below
 
 
-def make_kernel(side: int, chains: int, beta: float):
+def make_kernel(side: int, chains: int, beta: float, key_chunk: int | None = None):
     """`run(keys, a, b, first, n_sweeps) -> (a, b)`: `n_sweeps` sweeps (sweep numbers `first ..`)
-    of the packed sublattices `a`, `b` (`[W, L, L/2]`), chain c drawing with `keys[c]`."""
+    of the packed sublattices `a`, `b` (`[W, L, L/2]`), chain c drawing with `keys[c]`.
+    `key_chunk`: derive the chains' key words of that many sweeps in one call (as the engine's
+    `scan_sweeps` does) instead of one sweep at a time (the kernel as the issue filed it)."""
     half = side // 2
     table = thresholds(beta)
     rows, cols = np.arange(side)[:, None], np.arange(half)[None, :]
@@ -83,16 +85,28 @@ def make_kernel(side: int, chains: int, beta: float):
         return up, down, jnp.where(odd, left, x), jnp.where(odd, x, right)
 
     def run(keys, a, b, first, n_sweeps: int):
-        def sweep(carry, step):
+        def words_of(step):
+            return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(keys)
+
+        def sweep(carry, words):
             a, b = carry
-            words = jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(keys)
             g0, g1 = (g[:, None, None] for g in multispin.group_words(words[0], words[1]))
             a = _update(around(b, True), index_a, g0, g1, table)
             b = _update(around(a, False), index_b, g0, g1, table)
             return (a, b), None
 
         steps = jnp.asarray(first, jnp.int32) + jnp.arange(n_sweeps, dtype=jnp.int32)
-        return jax.lax.scan(sweep, (a, b), steps)[0]
+        if key_chunk is None:
+            return jax.lax.scan(lambda c, step: sweep(c, words_of(step)), (a, b), steps)[0]
+        full, rest = divmod(n_sweeps, key_chunk)
+
+        def chunk(carry, chunk_steps):
+            return jax.lax.scan(sweep, carry, jax.vmap(words_of)(chunk_steps))[0], None
+
+        carry = (a, b)
+        if full:
+            carry = jax.lax.scan(chunk, carry, steps[: full * key_chunk].reshape(full, key_chunk))[0]
+        return chunk(carry, steps[full * key_chunk :])[0] if rest else carry
 
     return run
 
@@ -105,14 +119,14 @@ def to_sublattices(spins, side: int):
     cols = 2 * np.arange(half)[None, :] + parity
     a = grid[:, np.arange(side)[:, None], cols]
     b = grid[:, np.arange(side)[:, None], cols + 1 - 2 * parity]
-    pack = lambda x: multispin.pack(x.reshape(x.shape[0], -1).T).reshape(-1, side, half)  # noqa: E731
+    pack = lambda x: multispin.pack(x.reshape(x.shape[0], -1)).reshape(-1, side, half)  # noqa: E731
     return pack(a), pack(b)
 
 
 def from_sublattices(a, b, side: int, chains: int):
     """The inverse of `to_sublattices`: bool `[chains, L*L]`."""
     half = side // 2
-    unpack = lambda x: multispin.unpack(x.reshape(x.shape[0], -1), chains).T.reshape(chains, side, half)  # noqa: E731
+    unpack = lambda x: multispin.unpack(x.reshape(x.shape[0], -1), chains).reshape(chains, side, half)  # noqa: E731
     parity = np.arange(side)[:, None] % 2
     cols = 2 * np.arange(half)[None, :] + parity
     grid = jnp.zeros((chains, side, side), bool)
@@ -121,11 +135,11 @@ def from_sublattices(a, b, side: int, chains: int):
     return grid.reshape(chains, side * side)
 
 
-def measure(side: int, chains: int, sweeps: int, repeats: int, beta: float = 0.3) -> dict:
+def measure(side: int, chains: int, sweeps: int, repeats: int, beta: float = 0.3, key_chunk: int | None = None) -> dict:
     """flips/ns of the reference kernel (best of `repeats`, compile excluded), on a lattice of
     `side` with `chains` rounded up to whole words."""
     chains = -(-chains // multispin.LANES) * multispin.LANES
-    run = make_kernel(side, chains, beta)
+    run = make_kernel(side, chains, beta, key_chunk)
     f = jax.jit(lambda keys, a, b: run(keys, a, b, 0, sweeps))
     w = chains // multispin.LANES
     a = b = jnp.zeros((w, side, side // 2), jnp.uint32)
@@ -145,8 +159,9 @@ def main(argv=None) -> int:
     parser.add_argument("--chains", type=int, default=64)
     parser.add_argument("--sweeps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--key-chunk", type=int, default=None, help="derive the key words of this many sweeps at once")
     args = parser.parse_args(argv)
-    record = {"benchmark": "reference_kernel", **measure(args.side, args.chains, args.sweeps, args.repeats), "load": os.getloadavg()[0]}
+    record = {"benchmark": "reference_kernel", **measure(args.side, args.chains, args.sweeps, args.repeats, key_chunk=args.key_chunk), "load": os.getloadavg()[0]}
     print(json.dumps(record))
     return 0
 

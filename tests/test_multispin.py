@@ -17,6 +17,7 @@ from scipy import stats
 import distthrml as dt
 from cluster.physics import onsager_energy_per_spin
 from distthrml import multispin
+from distthrml.engine import chain
 from distthrml.errors import ProgramError
 from distthrml.models import (
     CategoricalEBMFactor,
@@ -136,20 +137,24 @@ def _torus_program(side: int, beta: float, rng: str = "multispin"):
 def test_reference_kernel_samples_what_the_engine_samples():
     """The hand-written bit-packed kernel of `benchmarks/reference_kernel.py` and the engine's
     multispin path (THRML API, `jax.vmap(sample_states)`), same keys and start: the same spins
-    after every number of sweeps tried, 48 chains (a last word half used)."""
+    after every number of sweeps tried, 48 chains (a last word half used). 70 sweeps run a whole
+    chunk of the engine's key derivation and a part of one (`chain.KEY_CHUNK`), and the
+    reference's key chunks of 4 must not change its samples either."""
     rk = _reference_kernel()
     side, chains, beta = 16, 48, 0.3
     program, _, all_nodes, colors = _torus_program(side, beta)
     start = jax.random.bernoulli(jax.random.key(5), 0.5, (chains, side * side))
     init = [start[:, np.flatnonzero(colors == c)] for c in (0, 1)]
     keys = jax.random.split(jax.random.key(1), chains)
-    run = rk.make_kernel(side, chains, beta)
     a, b = rk.to_sublattices(start, side)
-    for sweeps in (1, 6):
+    assert chain.KEY_CHUNK < 70
+    for sweeps in (1, 6, 70):
         schedule = dt.SamplingSchedule(sweeps, 1, 1)
         (engine,) = jax.jit(jax.vmap(lambda k, s: dt.sample_states(k, program, schedule, s, [], [all_nodes])))(keys, init)
-        reference = rk.from_sublattices(*jax.jit(lambda a, b: run(keys, a, b, 0, sweeps))(a, b), side, chains)
-        np.testing.assert_array_equal(np.asarray(reference), np.asarray(engine[:, 0]))
+        for key_chunk in (None, 4):
+            run = rk.make_kernel(side, chains, beta, key_chunk)
+            reference = rk.from_sublattices(*jax.jit(lambda a, b: run(keys, a, b, 0, sweeps))(a, b), side, chains)
+            np.testing.assert_array_equal(np.asarray(reference), np.asarray(engine[:, 0]))
 
 
 def _pm_graph(n: int = 96, seed: int = 0):
@@ -276,5 +281,23 @@ def test_one_chain_and_single_sweeps():
     states, _ = dt.sample_blocks(key, init, [], program, [None, None])
     assert [s.shape for s in states] == [x.shape for x in init]
     for chains in (1, 31, 32, 33, 70):
-        x = jax.random.bernoulli(jax.random.key(chains), 0.5, (13, chains))
+        x = jax.random.bernoulli(jax.random.key(chains), 0.5, (chains, 13))
         np.testing.assert_array_equal(np.asarray(multispin.unpack(multispin.pack(x), chains)), np.asarray(x))
+
+
+def test_no_warm_up_observes_the_start_then_sweeps():
+    """Without warm-up the first sample is the start itself (observed without a pack and an
+    unpack), and the next ones are what a warm-up of as many sweeps gives."""
+    side, chains = 8, 40
+    program, _, all_nodes, colors = _torus_program(side, 0.4)
+    start = jax.random.bernoulli(jax.random.key(3), 0.5, (chains, side * side))
+    init = [start[:, np.flatnonzero(colors == c)] for c in (0, 1)]
+    keys = jax.random.split(jax.random.key(4), chains)
+
+    def run(schedule):
+        return jax.jit(jax.vmap(lambda k, s: dt.sample_states(k, program, schedule, s, [], [all_nodes])))(keys, init)[0]
+
+    samples = run(dt.SamplingSchedule(0, 3, 2))
+    np.testing.assert_array_equal(np.asarray(samples[:, 0]), np.asarray(start))
+    np.testing.assert_array_equal(np.asarray(samples[:, 2]), np.asarray(run(dt.SamplingSchedule(4, 1, 1))[:, 0]))
+    assert not np.array_equal(np.asarray(samples[:, 1]), np.asarray(start))

@@ -11,9 +11,10 @@ observations). Programs whose samplers have no chains-innermost
 kernel, batched program arrays or sampler states, or an observer closing over batched values
 fall back to `jax.vmap` of the one-chain loop. Both paths give the same bits.
 
-The multispin stream (`distthrml.multispin`) is defined on the batch: its chains-innermost
-state is packed 32 chains per word once (`engine.packed`), swept with `sweep_packed` and
-unpacked for each observation; a call for one chain is a batch of one.
+The multispin stream (`distthrml.multispin`) is defined on the batch: its state is packed 32
+chains per word once, straight from `jax.vmap`'s chains-first layout (`engine.packed`), swept
+with `sweep_packed` and unpacked to that layout for each observation; a call for one chain is a
+batch of one.
 
 The random stream is the plan's (`distthrml.rng`). Per-node stream: sweep t of a chain with key
 `key` uses `node_rng.step_key(key, t)`. THRML stream: THRML's splits, `key, warm = split(key)`,
@@ -84,6 +85,36 @@ def _steps(first, n_sweeps: int):
     return jnp.asarray(first, jnp.int32) + jnp.arange(n_sweeps, dtype=jnp.int32)
 
 
+# sweeps whose key words are derived together (`scan_sweeps`)
+KEY_CHUNK = 64
+
+
+def scan_sweeps(body: Callable, carry, first, n_sweeps: int, words: Callable):
+    """`n_sweeps` times `carry = body(carry, w)`, sweep numbers `first ...`, with `w` the
+    sweep's key words from `words(step)`. The words of up to `KEY_CHUNK` sweeps are derived in
+    one vectorised call before their sweeps run: derived per sweep, the threefry `fold_in` of
+    every chain (a rolled loop of tiny kernels on XLA:CPU) took a fifth of a multispin sweep of a
+    256x256 torus x 64 chains. The same words either way.
+
+    **Arguments:**
+
+    - `body`: `(carry, words) -> carry`.
+    - `carry`: the loop's carry.
+    - `first`: the first sweep's number (traced or static).
+    - `n_sweeps`: how many (static).
+    - `words`: `step -> words`, the words of one sweep.
+    """
+    steps = _steps(first, n_sweeps)
+    full, rest = divmod(n_sweeps, KEY_CHUNK)
+
+    def run(c, chunk_steps):
+        return jax.lax.scan(lambda c, w: (body(c, w), None), c, jax.vmap(words)(chunk_steps))[0]
+
+    if full:
+        carry = jax.lax.scan(lambda c, s: (run(c, s), None), carry, steps[: full * KEY_CHUNK].reshape(full, KEY_CHUNK))[0]
+    return run(carry, steps[full * KEY_CHUNK :]) if rest else carry
+
+
 def run_chain(
     plan: SweepPlan,
     key: Key[Array, ""],
@@ -133,6 +164,14 @@ def run_chain(
     ready = chains_ready(plan) or plan.rng == "multispin"
 
     def chains_body(p, axis_size, key, key_b, state, state_b, sampler_states, carry, carry_b, observe_args):
+        def words(step):
+            # every chain's key words of this sweep, [2, chains]: one word contiguous across chains
+            if key_b:
+                return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(key)
+            return jnp.broadcast_to(node_rng.key_words(node_rng.step_key(key, step))[:, None], (2, axis_size))
+
+        if p.rng == "multispin":
+            return _multispin_body(p, axis_size, words, state, state_b, carry, carry_b, observer_for(observe_args), schedule, sampler_states)
         # chains innermost; unbatched entries (e.g. clamped states shared by all chains) broadcast
         inner = jax.tree.map(
             lambda x, b: jnp.moveaxis(x, 0, 1) if b else jnp.broadcast_to(x[:, None], (x.shape[0], axis_size, *x.shape[1:])),
@@ -145,55 +184,29 @@ def run_chain(
             carry,
             carry_b,
         )
-
-        def words(step):
-            # every chain's key words of this sweep, [2, chains]: one word contiguous across chains
-            if key_b:
-                return jax.vmap(lambda k: node_rng.key_words(node_rng.step_key(k, step)), out_axes=1)(key)
-            return jnp.broadcast_to(node_rng.key_words(node_rng.step_key(key, step))[:, None], (2, axis_size))
-
         observe_chains = jax.vmap(observer_for(observe_args), in_axes=(1, -1, None), out_axes=-1)
-        if p.rng == "multispin":
-            # 32 chains per word: pack once, unpack for each observation
-            tables = kernel_tables(p)  # hoisted out of the sweep loop
+        tables = chains_tables(p)  # hoisted out of the sweep loop
+        lanes = narrow_lanes(axis_size)
 
-            def run(_segment_key, first, n_sweeps: int, st, ss):
-                if n_sweeps == 0:
-                    return st, ss
+        def widen(x):
+            # extra lanes repeat the last chain (its state and key words) and are dropped
+            return x if lanes == axis_size else jnp.pad(x, [(0, 0), (0, lanes - axis_size)] + [(0, 0)] * (x.ndim - 2), mode="edge")
 
-                def body(st, step):
-                    w = words(step)
-                    return sweep_packed(p, tables, *multispin.group_words(w[0], w[1]), st), None
+        def run(_segment_key, first, n_sweeps: int, st, ss):
+            if n_sweeps == 0:
+                return st, ss
 
-                return jax.lax.scan(body, st, _steps(first, n_sweeps))[0], ss
+            def body(pieces, step):
+                w = widen(words(step))
+                return sweep_chains(p, tables, w[0:1], w[1:2], pieces), None
 
-            def observe(st, c, i):
-                return observe_chains(unpack_state(st, inner), c, i)
+            # the sweeps run on the entries cut into pieces, one per free block (`sweep_chains`)
+            return join_entries(jax.lax.scan(body, split_entries(p, st), _steps(first, n_sweeps))[0]), ss
 
-            carry, observed = schedule_loop(schedule, run, observe, pack_state(inner), sampler_states, carry)
-        else:
-            tables = chains_tables(p)  # hoisted out of the sweep loop
-            lanes = narrow_lanes(axis_size)
+        def observe_narrow(st, c, i):
+            return observe_chains(jax.tree.map(lambda x: x[:, :axis_size], st), c, i)
 
-            def widen(x):
-                # extra lanes repeat the last chain (its state and key words) and are dropped
-                return x if lanes == axis_size else jnp.pad(x, [(0, 0), (0, lanes - axis_size)] + [(0, 0)] * (x.ndim - 2), mode="edge")
-
-            def run(_segment_key, first, n_sweeps: int, st, ss):
-                if n_sweeps == 0:
-                    return st, ss
-
-                def body(pieces, step):
-                    w = widen(words(step))
-                    return sweep_chains(p, tables, w[0:1], w[1:2], pieces), None
-
-                # the sweeps run on the entries cut into pieces, one per free block (`sweep_chains`)
-                return join_entries(jax.lax.scan(body, split_entries(p, st), _steps(first, n_sweeps))[0]), ss
-
-            def observe_narrow(st, c, i):
-                return observe_chains(jax.tree.map(lambda x: x[:, :axis_size], st), c, i)
-
-            carry, observed = schedule_loop(schedule, run, observe_narrow, jax.tree.map(widen, inner), sampler_states, carry)
+        carry, observed = schedule_loop(schedule, run, observe_narrow, jax.tree.map(widen, inner), sampler_states, carry)
         return jax.tree.map(lambda x: jnp.moveaxis(x, -1, 0), (carry, observed))  # [chains, (samples,) ...]
 
     def one_group(key, state, sampler_states, carry, arrays, observe_args):
@@ -220,6 +233,36 @@ def run_chain(
         return out, jax.tree.map(lambda _: True, out)
 
     return batched(key, state, sampler_states, carry, arrays, observe_args)
+
+
+def _multispin_body(p: SweepPlan, axis_size: int, words: Callable, state, state_b, carry, carry_b, observe: Callable, schedule, sampler_states):
+    """The schedule of a batch under the multispin stream: the entries packed 32 chains per word
+    once, straight from the chains-first layout of `jax.vmap`, and unpacked back to it for each
+    observation; the observer, its carry and records keep the chains axis first (nothing is
+    transposed). Returns `(carry, observations)`, `[chains, (samples,) ...]`."""
+    batch = jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x[None], (axis_size, *x.shape)), state, state_b)
+    carry = jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(jnp.asarray(x)[None], (axis_size, *jnp.shape(x))), carry, carry_b)
+    observe_chains = jax.vmap(observe, in_axes=(0, 0, None))
+    tables = kernel_tables(p)  # hoisted out of the sweep loop
+
+    def run(_segment_key, first, n_sweeps: int, st, ss):
+        if n_sweeps == 0:
+            return st, ss
+
+        def body(st, w):
+            return sweep_packed(p, tables, *multispin.group_words(w[0], w[1]), st)
+
+        return scan_sweeps(body, st, first, n_sweeps, words), ss
+
+    packed = pack_state(batch)
+
+    def observe_packed(st, c, i):
+        # before any sweep (no warm-up) the state is `batch` itself; unpacking there let XLA fuse
+        # the packing into the unpacking and redo every word per bit (180 ms against 3)
+        return observe_chains(batch if st is packed else unpack_state(st, batch), c, i)
+
+    carry, observed = schedule_loop(schedule, run, observe_packed, packed, sampler_states, carry)
+    return carry, jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), observed)
 
 
 # chains-axis widths that XLA:CPU vectorises poorly, and the width they are padded to (every

@@ -20,13 +20,14 @@ from .plan import CONCAT_FRACTION, SweepPlan
 
 
 def pack_state(state: list) -> list:
-    """Every bool entry `[rows, chains]` as words `[W, rows]` (other entries unchanged)."""
+    """Every bool entry `[chains, rows]` as words `[W, rows]` (other entries unchanged: the
+    packed kernels read spin entries only)."""
     return [x if x is None or x.dtype != jnp.bool_ else multispin.pack(x) for x in state]
 
 
 def unpack_state(state: list, like: list) -> list:
-    """The packed entries back to bool `[rows, chains]`, shaped like `like`'s entries."""
-    return [x if x is None or y.dtype != jnp.bool_ else multispin.unpack(x, y.shape[1]) for x, y in zip(state, like)]
+    """The packed entries back to bool `[chains, rows]`, shaped like `like`'s entries."""
+    return [x if x is None or y.dtype != jnp.bool_ else multispin.unpack(x, y.shape[0]) for x, y in zip(state, like)]
 
 
 def _tail_words(x: UInt32[Array, "W rows"], rows) -> UInt32[Array, "W n"]:
@@ -87,8 +88,8 @@ def sweep_one_chain(plan: SweepPlan, key, state: list) -> tuple[list, list]:
     state's `[rows]` entries and every block's new state."""
     words = node_rng.key_words(key)
     g0, g1 = multispin.group_words(words[0:1], words[1:2])
-    inner = [None if x is None else x[:, None] for x in state]
-    packed = sweep_packed(plan, kernel_tables(plan), g0, g1, pack_state(inner))
-    out = [None if x is None else x[:, 0] for x in unpack_state(packed, inner)]
+    batch = [None if x is None else x[None] for x in state]
+    packed = sweep_packed(plan, kernel_tables(plan), g0, g1, pack_state(batch))
+    out = [None if x is None else x[0] for x in unpack_state(packed, batch)]
     outputs = [jax.lax.dynamic_slice_in_dim(out[plan.entry[b]], plan.offset[b], plan.blocks[b].node_index.shape[0]) for b in range(len(plan.blocks))]
     return out, outputs
