@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import distthrml as dt
-from distthrml.engine import UNROLL_SLOTS, chains_ready, program_plan
+from distthrml.engine import UNROLL_SLOTS, chain, chains_ready, program_plan
 from distthrml.models import (
     CategoricalEBMFactor,
     CategoricalGibbsConditional,
@@ -57,6 +57,22 @@ def _custom():
 
 
 MODELS = {"ising": _ising, "potts": _potts, "mixed-clamped": _mixed, "star-fori": _star, "custom-fallback": _custom}
+
+
+@pytest.mark.parametrize("name", ["ising", "potts"])
+def test_key_words_derived_in_chunks_change_no_sample(name, monkeypatch):
+    """The batched loop derives many sweeps' key words at once (`chain.scan_sweeps`): chunks of 3
+    sweeps (whole chunks and a rest, in the warm-up and between samples) give the samples of
+    the one-chain path, which derives them sweep by sweep."""
+    program, init, clamp, observe = MODELS[name]()
+    schedule = dt.SamplingSchedule(7, 3, 4)
+    keys = jax.random.split(jax.random.key(2), CHAINS)
+    monkeypatch.setattr(chain, "KEY_CHUNK", 3)
+    batched = jax.jit(jax.vmap(lambda k, i: dt.sample_states(k, program, schedule, i, clamp, observe)))(keys, init)
+    one = jax.jit(lambda k, i: dt.sample_states(k, program, schedule, i, clamp, observe))
+    for c in (0, CHAINS - 1):
+        for a, b in zip(batched, one(keys[c], [x[c] for x in init])):
+            np.testing.assert_array_equal(np.asarray(a[c]), np.asarray(b))
 
 
 @pytest.mark.parametrize("name", list(MODELS))

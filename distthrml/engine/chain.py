@@ -91,10 +91,14 @@ KEY_CHUNK = 64
 
 def scan_sweeps(body: Callable, carry, first, n_sweeps: int, words: Callable):
     """`n_sweeps` times `carry = body(carry, w)`, sweep numbers `first ...`, with `w` the
-    sweep's key words from `words(step)`. The words of up to `KEY_CHUNK` sweeps are derived in
-    one vectorised call before their sweeps run: derived per sweep, the threefry `fold_in` of
-    every chain (a rolled loop of tiny kernels on XLA:CPU) took a fifth of a multispin sweep of a
-    256x256 torus x 64 chains. The same words either way.
+    sweep's key words from `words(step)`.
+
+    The words of up to `KEY_CHUNK` sweeps are derived in one vectorised call before their
+    sweeps run: derived per sweep, the threefry `fold_in` of every chain (a rolled loop of tiny
+    kernels on XLA:CPU) took a fifth of a multispin sweep of a 256x256 torus x 64 chains. Each
+    sweep then takes its words out of the chunk by a reduction: a slice of the chunk (the scan
+    of it) was fused into the per-node hash and recomputed per element, which halved the
+    per_node torus. The same words either way.
 
     **Arguments:**
 
@@ -108,7 +112,13 @@ def scan_sweeps(body: Callable, carry, first, n_sweeps: int, words: Callable):
     full, rest = divmod(n_sweeps, KEY_CHUNK)
 
     def run(c, chunk_steps):
-        return jax.lax.scan(lambda c, w: (body(c, w), None), c, jax.vmap(words)(chunk_steps))[0]
+        chunk = jax.vmap(words)(chunk_steps)
+        rows = jnp.arange(chunk.shape[0])[:, None, None]
+
+        def one(i, c):
+            return body(c, jnp.max(jnp.where(rows == i, chunk, jnp.zeros((), chunk.dtype)), axis=0))
+
+        return jax.lax.fori_loop(0, chunk.shape[0], one, c)
 
     if full:
         carry = jax.lax.scan(lambda c, s: (run(c, s), None), carry, steps[: full * KEY_CHUNK].reshape(full, KEY_CHUNK))[0]
@@ -196,12 +206,12 @@ def run_chain(
             if n_sweeps == 0:
                 return st, ss
 
-            def body(pieces, step):
-                w = widen(words(step))
-                return sweep_chains(p, tables, w[0:1], w[1:2], pieces), None
+            def body(pieces, w):
+                w = widen(w)
+                return sweep_chains(p, tables, w[0:1], w[1:2], pieces)
 
             # the sweeps run on the entries cut into pieces, one per free block (`sweep_chains`)
-            return join_entries(jax.lax.scan(body, split_entries(p, st), _steps(first, n_sweeps))[0]), ss
+            return join_entries(scan_sweeps(body, split_entries(p, st), first, n_sweeps, words)), ss
 
         def observe_narrow(st, c, i):
             return observe_chains(jax.tree.map(lambda x: x[:, :axis_size], st), c, i)
