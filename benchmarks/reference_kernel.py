@@ -22,11 +22,15 @@ import os
 import sys
 import time
 
-import jax
-import numpy as np
-from jax import numpy as jnp
+# run as a script, this folder comes first on sys.path, where benchmarks/partition.py shadows
+# the partition package that distthrml imports
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from distthrml import multispin, node_rng
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import numpy as jnp  # noqa: E402
+
+from distthrml import multispin, node_rng  # noqa: E402
 
 GOLDEN = 0x9E3779B9
 

@@ -182,21 +182,21 @@ def _column(x: Array, j) -> Array:
     return jax.lax.dynamic_index_in_dim(x, j, axis=1, keepdims=False)
 
 
-def _tail_source(plan: SweepPlan, b: int, i: int, t: int, state: list, pieces: list | None):
+def _tail_source(plan: SweepPlan, b: int, i: int, t: int, state: "list | _Joined", pieces: list | None):
     """Where free block b reads tail t of interaction group i: `(rows, positions in them)`, the
     tail's entry or, when the positions lie within one piece of it, that piece alone (the read
     then needs no copy of the joined entry)."""
     e, positions = plan.tail_entries[b][i][t], plan.blocks[b].tail_positions[i][t]
     span = plan.tail_spans[b][i][t] if plan.tail_spans else None
     if pieces is not None and span is not None:
-        cuts = _cuts(plan, e, jax.tree.leaves(state[e])[0].shape[0])
+        cuts = _cuts(plan, e, state.rows(e) if isinstance(state, _Joined) else jax.tree.leaves(state[e])[0].shape[0])
         for piece, first, end in zip(pieces[e], cuts[:-1], cuts[1:]):
             if piece is not None and first <= span[0] and span[1] <= end:
                 return piece, positions - first
     return state[e], positions
 
 
-def _update_block_chains(plan: SweepPlan, b: int, tables, k0, k1, state: list, pieces: list | None = None):
+def _update_block_chains(plan: SweepPlan, b: int, tables, k0, k1, state: "list | _Joined", pieces: list | None = None):
     """Free block b's new state `[n, chains, ...]` from the chains-innermost state (its entries,
     and where given, the same cut into pieces by `split_entries`)."""
     interactions, active = tables
@@ -258,8 +258,8 @@ def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k
     then computes each block in one kernel over the block's rows, split across its threads.
     Written into the entry, the update ran on one thread (in place), or the concatenation was
     simplified to the earlier blocks' elementwise draws and recomputed them (the last of
-    pegasus(14)'s 4 blocks hashed all 4). Tails are gathered from the entries joined once per
-    superblock, or straight from a piece that holds all of a tail's rows (`tail_spans`) and
+    pegasus(14)'s 4 blocks hashed all 4). Tails are gathered from the joined entries
+    (`_Joined`), or straight from a piece that holds all of a tail's rows (`tail_spans`) and
     was not rewritten earlier in this sweep: XLA:CPU fuses a cheap fresh update (the Potts draw)
     into the gather and recomputes it at every read (-14 to -18% on a 4-state Potts torus).
 
@@ -282,20 +282,50 @@ def sweep_chains(plan: SweepPlan, tables: list, k0: UInt32[Array, "1 chains"], k
         return split_entries(plan, state)
     pieces = [list(p) for p in pieces]
     stale = [list(p) for p in pieces]  # the pieces as the sweep found them; None once rewritten
+    joined = _Joined(pieces)
     for group in plan.sampling_order:
-        state = join_entries(pieces)
-        updates = [(b, _update_block_chains(plan, b, tables[b], k0, k1, state, stale)) for b in group]
+        updates = [(b, _update_block_chains(plan, b, tables[b], k0, k1, joined, stale)) for b in group]
         for b, out in updates:
             e = plan.entry[b]
             if plan.blocks[b].node_index.shape[0]:
                 k = _cuts(plan, e, _rows(pieces[e])).index(plan.offset[b])
                 pieces[e] = _put(pieces[e], k, out)
                 stale[e][k] = None
+                joined.copy_in(e, k, plan.offset[b])
     return pieces
 
 
 def _rows(pieces: list) -> int:
     return sum(jax.tree.leaves(p)[0].shape[0] for p in pieces)
+
+
+class _Joined:
+    """The entries of a sweep's pieces, joined when a tail read first needs one (a read from a
+    piece that holds the tail needs none) and then kept up to date by copying each new piece
+    into it in place: joining anew for every superblock was a quarter of pegasus(14)'s sweep."""
+
+    def __init__(self, pieces: list):
+        self.pieces = pieces  # the sweep's list, whose entries it replaces as blocks are written
+        self.entries: dict = {}
+
+    def __getitem__(self, e: int):
+        if e not in self.entries:
+            self.entries[e] = join_entries([self.pieces[e]])[0]
+        return self.entries[e]
+
+    def rows(self, e: int) -> int:
+        return _rows(self.pieces[e])
+
+    def copy_in(self, e: int, i: int, offset: int) -> None:
+        """Piece i of entry e (at row `offset`) was replaced: copy it into the joined entry, or
+        drop that entry (joined anew when read) if the piece promoted its dtype (`_put`)."""
+        if e not in self.entries:
+            return
+        entry, piece = self.entries[e], self.pieces[e][i]
+        if any(g.dtype != x.dtype for g, x in zip(jax.tree.leaves(entry), jax.tree.leaves(piece))):
+            del self.entries[e]
+            return
+        self.entries[e] = jax.tree.map(lambda g, x: jax.lax.dynamic_update_slice_in_dim(g, x, offset, axis=0), entry, piece)
 
 
 def _put(pieces: list, i: int, out) -> list:
