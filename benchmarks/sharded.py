@@ -7,10 +7,11 @@ blocks, built array-natively), in one process with emulated CPU devices:
 - `sharded`: `shard_program(program, parts)` for every `--parts`, METIS, on that many devices;
 
 timed in interleaved rounds (unsharded, then every sharded variant, repeated) and reported as
-flips/ns (best round). Emulated devices slow the unsharded path of their process down
-(256x256 x 64, 2 cores: 1.46 flips/ns with 8 devices against 1.98 without), so the unsharded
-path also runs in a process of its own without them, before and after those rounds (`path:
-unsharded, own process`). `ratio_to_unsharded` compares every figure with the faster unsharded
+flips/ns (best round). Emulated devices slow the unsharded path of their process down a little
+(256x256 x 64, 2 cores, three alternating runs: 1.83-1.86 flips/ns with 8 devices against
+1.99-2.01 without), and on this shared box a whole process now and then runs at about 0.4x, so
+the unsharded path also runs in processes of its own without emulated devices, before and after
+those rounds (`path: unsharded, own process`, the better of the two). `ratio_to_unsharded` compares every figure with the faster unsharded
 figure of its random stream (either process), `ratio_to_fastest_unsharded` with the fastest
 unsharded figure of any stream. With `--processes`, the
 `--process-case` runs as 1 process pinned to one core running the unsharded kernel, and as
