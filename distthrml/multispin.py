@@ -212,9 +212,9 @@ def group_words(k0: UInt32[Array, " chains"], k1: UInt32[Array, " chains"]) -> t
 
 def pack(x) -> UInt32[Array, "W n"]:
     """Bool spins `[chains, n]` as words `[W, n]` (chain c: bit c % 32 of word c // 32), straight
-    from the layout `jax.vmap` hands over: 32 shifted ORs along the node axis, which vectorise
-    (packing `[n, chains]` bytes with `packbits` and transposing cost a run of 50 sweeps of a
-    256x256 torus x 64 chains as much as 20 sweeps).
+    from the layout `jax.vmap` hands over: 32 shifted ORs along the node axis, which vectorise.
+    (Transposing to `[n, chains]` and packing bytes with `packbits`, then the way back for the
+    observation, cost a call on a 256x256 torus x 64 chains as much as 20 of its sweeps; now 5.)
 
     **Arguments:**
 

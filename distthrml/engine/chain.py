@@ -95,10 +95,10 @@ def scan_sweeps(body: Callable, carry, first, n_sweeps: int, words: Callable):
 
     The words of up to `KEY_CHUNK` sweeps are derived in one vectorised call before their
     sweeps run: derived per sweep, the threefry `fold_in` of every chain (a rolled loop of tiny
-    kernels on XLA:CPU) took a fifth of a multispin sweep of a 256x256 torus x 64 chains. Each
-    sweep then takes its words out of the chunk by a reduction: a slice of the chunk (the scan
-    of it) was fused into the per-node hash and recomputed per element, which halved the
-    per_node torus. The same words either way.
+    kernels on XLA:CPU) took about a quarter of a multispin sweep of a 256x256 torus x 64
+    chains. Each sweep then takes its words out of the chunk by a reduction: a slice of the
+    chunk (a scan over it) was fused into the per-node hash and recomputed per element, which
+    made the per_node torus 6x slower. The same words either way.
 
     **Arguments:**
 
