@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from jax import numpy as jnp  # noqa: E402
 
 from distthrml import multispin, node_rng  # noqa: E402
+from distthrml.engine.chain import scan_sweeps  # noqa: E402
 
 GOLDEN = 0x9E3779B9
 
@@ -67,11 +68,12 @@ def _update(neighbours, index, g0, g1, table):
     return below
 
 
-def make_kernel(side: int, chains: int, beta: float, key_chunk: int | None = None):
+def make_kernel(side: int, chains: int, beta: float, key_chunks: bool = False):
     """`run(keys, a, b, first, n_sweeps) -> (a, b)`: `n_sweeps` sweeps (sweep numbers `first ..`)
     of the packed sublattices `a`, `b` (`[W, L, L/2]`), chain c drawing with `keys[c]`.
-    `key_chunk`: derive the chains' key words of that many sweeps in one call (as the engine's
-    `scan_sweeps` does) instead of one sweep at a time (the kernel as the issue filed it)."""
+    `key_chunks`: run the sweeps through the engine's `scan_sweeps`, which derives the chains'
+    key words of `KEY_CHUNK` sweeps in one call, instead of one sweep at a time (the kernel as
+    the issue filed it)."""
     half = side // 2
     table = thresholds(beta)
     rows, cols = np.arange(side)[:, None], np.arange(half)[None, :]
@@ -97,20 +99,12 @@ def make_kernel(side: int, chains: int, beta: float, key_chunk: int | None = Non
             g0, g1 = (g[:, None, None] for g in multispin.group_words(words[0], words[1]))
             a = _update(around(b, True), index_a, g0, g1, table)
             b = _update(around(a, False), index_b, g0, g1, table)
-            return (a, b), None
+            return a, b
 
+        if key_chunks:
+            return scan_sweeps(sweep, (a, b), first, n_sweeps, words_of)
         steps = jnp.asarray(first, jnp.int32) + jnp.arange(n_sweeps, dtype=jnp.int32)
-        if key_chunk is None:
-            return jax.lax.scan(lambda c, step: sweep(c, words_of(step)), (a, b), steps)[0]
-        full, rest = divmod(n_sweeps, key_chunk)
-
-        def chunk(carry, chunk_steps):
-            return jax.lax.scan(sweep, carry, jax.vmap(words_of)(chunk_steps))[0], None
-
-        carry = (a, b)
-        if full:
-            carry = jax.lax.scan(chunk, carry, steps[: full * key_chunk].reshape(full, key_chunk))[0]
-        return chunk(carry, steps[full * key_chunk :])[0] if rest else carry
+        return jax.lax.scan(lambda c, step: (sweep(c, words_of(step)), None), (a, b), steps)[0]
 
     return run
 
@@ -139,11 +133,11 @@ def from_sublattices(a, b, side: int, chains: int):
     return grid.reshape(chains, side * side)
 
 
-def measure(side: int, chains: int, sweeps: int, repeats: int, beta: float = 0.3, key_chunk: int | None = None) -> dict:
+def measure(side: int, chains: int, sweeps: int, repeats: int, beta: float = 0.3, key_chunks: bool = False) -> dict:
     """flips/ns of the reference kernel (best of `repeats`, compile excluded), on a lattice of
     `side` with `chains` rounded up to whole words."""
     chains = -(-chains // multispin.LANES) * multispin.LANES
-    run = make_kernel(side, chains, beta, key_chunk)
+    run = make_kernel(side, chains, beta, key_chunks)
     f = jax.jit(lambda keys, a, b: run(keys, a, b, 0, sweeps))
     w = chains // multispin.LANES
     a = b = jnp.zeros((w, side, side // 2), jnp.uint32)
@@ -163,9 +157,9 @@ def main(argv=None) -> int:
     parser.add_argument("--chains", type=int, default=64)
     parser.add_argument("--sweeps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--key-chunk", type=int, default=None, help="derive the key words of this many sweeps at once")
+    parser.add_argument("--key-chunks", action="store_true", help="derive the key words of many sweeps at once, as the engine does")
     args = parser.parse_args(argv)
-    record = {"benchmark": "reference_kernel", **measure(args.side, args.chains, args.sweeps, args.repeats, key_chunk=args.key_chunk), "load": os.getloadavg()[0]}
+    record = {"benchmark": "reference_kernel", **measure(args.side, args.chains, args.sweeps, args.repeats, key_chunks=args.key_chunks), "load": os.getloadavg()[0]}
     print(json.dumps(record))
     return 0
 

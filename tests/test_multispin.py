@@ -134,12 +134,12 @@ def _torus_program(side: int, beta: float, rng: str = "multispin"):
     return IsingSamplingProgram(model, blocks, [], rng=rng), blocks, dt.Block(nodes), colors
 
 
-def test_reference_kernel_samples_what_the_engine_samples():
+def test_reference_kernel_samples_what_the_engine_samples(monkeypatch):
     """The hand-written bit-packed kernel of `benchmarks/reference_kernel.py` and the engine's
     multispin path (THRML API, `jax.vmap(sample_states)`), same keys and start: the same spins
     after every number of sweeps tried, 48 chains (a last word half used). 70 sweeps run a whole
     chunk of the engine's key derivation and a part of one (`chain.KEY_CHUNK`), and the
-    reference's key chunks of 4 must not change its samples either."""
+    reference run through `scan_sweeps` with chunks of 4 must not change its samples either."""
     rk = _reference_kernel()
     side, chains, beta = 16, 48, 0.3
     program, _, all_nodes, colors = _torus_program(side, beta)
@@ -151,9 +151,11 @@ def test_reference_kernel_samples_what_the_engine_samples():
     for sweeps in (1, 6, 70):
         schedule = dt.SamplingSchedule(sweeps, 1, 1)
         (engine,) = jax.jit(jax.vmap(lambda k, s: dt.sample_states(k, program, schedule, s, [], [all_nodes])))(keys, init)
-        for key_chunk in (None, 4):
-            run = rk.make_kernel(side, chains, beta, key_chunk)
-            reference = rk.from_sublattices(*jax.jit(lambda a, b: run(keys, a, b, 0, sweeps))(a, b), side, chains)
+        for key_chunks in (False, True):
+            with monkeypatch.context() as patch:
+                patch.setattr(chain, "KEY_CHUNK", 4)
+                run = rk.make_kernel(side, chains, beta, key_chunks)
+                reference = rk.from_sublattices(*jax.jit(lambda a, b: run(keys, a, b, 0, sweeps))(a, b), side, chains)
             np.testing.assert_array_equal(np.asarray(reference), np.asarray(engine[:, 0]))
 
 
