@@ -11,9 +11,9 @@ flips/ns (best round). Emulated devices slow the unsharded path of their process
 (256x256 x 64, 2 cores, three alternating runs: 1.83-1.86 flips/ns with 8 devices against
 1.99-2.01 without), and on this shared box a whole process now and then runs at about 0.4x, so
 the unsharded path also runs in processes of its own without emulated devices, before and after
-those rounds (`path: unsharded, own process`, the better of the two). `ratio_to_unsharded` compares every figure with the faster unsharded
-figure of its random stream (either process), `ratio_to_fastest_unsharded` with the fastest
-unsharded figure of any stream. With `--processes`, the
+those rounds (`path: unsharded, own process`, the better of the two). `ratio_to_unsharded`
+compares every figure with the faster unsharded figure of its random stream (either process),
+`ratio_to_fastest_unsharded` with the fastest unsharded figure of any stream. With `--processes`, the
 `--process-case` runs as 1 process pinned to one core running the unsharded kernel, and as
 N processes pinned to one core each (`jax.distributed`, gloo) sampling it sharded N ways.
 
